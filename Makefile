@@ -1,0 +1,152 @@
+# chatvault — plain Makefile: explicit sources, pkg-config, warnings as errors.
+#
+#   make            build bin/chatvault
+#   make check      install missing packages, build, run unit + integration tests
+#   make check SANITIZE=1   the same under ASan + UBSan (objects in build/san)
+#   make bench      benchmark ratios (printed, never fail the build)
+#   make demo       the main job end to end on the embedded default
+#   make install PREFIX=/usr/local DESTDIR=…
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+SANITIZE ?= 0
+
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0
+TEST_PKGS = cmocka
+
+ifeq ($(SANITIZE),1)
+BUILD   = build/san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     = -O1
+else
+BUILD   = build/rel
+SANFLAGS =
+OPT     = -O2
+endif
+
+INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Icli
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	   -Wno-format-nonliteral -fstack-protector-strong -MMD -MP $(SANFLAGS) \
+	   $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+LDFLAGS += $(SANFLAGS) -rdynamic
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
+
+# ---- sources, by stage of the data flow -------------------------------------
+COMMON_SRCS   = common/cv_log.c common/cv_time.c common/cv_util.c
+CONF_SRCS     = conf/cfg.c
+INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
+		ingest/consumer.c
+STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
+ADAPTER_SRCS  = adapters/registry.c adapters/archive.c adapters/bundle.c \
+		adapters/xml.c adapters/jsonl.c adapters/eml.c
+DELIVER_SRCS  = deliver/dlv_worker.c
+CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
+		cli/cmd_deliver.c cli/cmd_status.c
+MAIN_SRCS     = cli/main.c
+GEN_SRCS      = $(BUILD)/schema_sql.c
+MIGRATIONS    = schema/001_staging.sql
+
+LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
+	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(CLI_SRCS)
+LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/schema_sql.o
+MAIN_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS))
+LIB       = $(BUILD)/libchatvault.a
+BIN       = $(BUILD)/chatvault
+
+UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
+	     test_adapters_text test_store
+UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+INTEGRATION = tests/integration/run.sh
+
+EXAMPLE_SO = $(BUILD)/adapters/examples/example_adapter.so
+
+.PHONY: all deps deps-test check unit integration bench bench-quick demo demo-clean \
+	install clean
+
+all: deps bin/chatvault
+
+deps:
+	@./tools/install-deps.sh
+deps-test:
+	@./tools/install-deps.sh --test
+
+bin/chatvault: $(BIN)
+	@mkdir -p bin
+	cp $(BIN) $@
+
+$(BIN): $(MAIN_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJS) $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/schema_sql.c: tools/embed_sql.sh $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	./tools/embed_sql.sh $@ $(MIGRATIONS)
+
+$(BUILD)/schema_sql.o: $(BUILD)/schema_sql.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags $(TEST_PKGS)) $(LDFLAGS) -o $@ $< $(LIB) \
+		$(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS))
+
+# Third-party-style adapter: built only against the installed-style header.
+$(EXAMPLE_SO): adapters/examples/example_adapter.c adapters/adapter.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared $(SANFLAGS) \
+		-Iadapters -o $@ $<
+$(BUILD)/adapters/examples/wrong_abi.so: adapters/examples/example_adapter.c adapters/adapter.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared $(SANFLAGS) \
+		-DEXAMPLE_WRONG_ABI -Iadapters -o $@ $<
+
+check: deps-test bin/chatvault $(BIN) unit integration
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put
+
+$(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_BINS)
+	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
+	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \
+	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
+		./$(INTEGRATION)
+
+bench: deps-test bin/chatvault
+	./bench/run.sh
+
+bench-quick: deps-test bin/chatvault
+	QUICK=1 ./bench/run.sh
+
+demo: deps-test bin/chatvault
+	./tools/demo.sh
+
+demo-clean:
+	./tools/demo.sh clean
+
+install: bin/chatvault
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/chatvault \
+		$(DESTDIR)$(PREFIX)/share/chatvault/regulations
+	install -m 0755 bin/chatvault $(DESTDIR)$(PREFIX)/bin/chatvault
+	install -m 0644 adapters/adapter.h $(DESTDIR)$(PREFIX)/include/chatvault/adapter.h
+	install -m 0644 conf/chatvault.conf $(DESTDIR)$(PREFIX)/share/chatvault/chatvault.conf
+	install -m 0644 conf/regulations/*.conf $(DESTDIR)$(PREFIX)/share/chatvault/regulations/
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

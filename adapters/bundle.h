@@ -1,0 +1,89 @@
+/*
+ * bundle — reading and verifying archive bundles (design.md §2 "Archive
+ * bundle"; written by adapters/archive.c), for `chatvault verify` and
+ * `chatvault export`.
+ *
+ * A bundle is a zstd-compressed tar whose members are, in this order,
+ * events.jsonl, files/<sha256> (ascending), manifest.json.  The reader
+ * streams members in bounded chunks (never a whole member in memory, except
+ * manifest.json inside verify), so bundles of any size can be checked.
+ *
+ * Errors: negative errno.  -EBADMSG means the bundle is damaged or tampered
+ * with (verify's "found a problem", exit 3); anything else (-ENOENT,
+ * -EACCES, -EIO, -ENOMEM) means it could not be read.  err receives one
+ * line that names the bundle and, where there is one, the member:
+ *     "bundle X: member events.jsonl: sha256 mismatch (manifest …, actual …)"
+ * Thread-safe: no shared state.
+ */
+#ifndef ADP_BUNDLE_H
+#define ADP_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADP_BUNDLE_FORMAT "chatvault-bundle/1"
+#define ADP_BUNDLE_CHUNK (64 * 1024)  /* largest data chunk handed to a callback */
+
+/*
+ * One call of the member callback.  Every member produces one or more data
+ * calls (offset 0, then increasing; len <= ADP_BUNDLE_CHUNK) followed by
+ * exactly one call with last = true and len 0, so an empty member is just
+ * that final call.  name and data are valid only during the call.
+ */
+struct adp_bundle_chunk {
+	const char *name;      /* member path inside the tar */
+	int64_t size;          /* member size from its tar header */
+	int64_t offset;        /* of data within the member */
+	const void *data;
+	size_t len;
+	bool last;
+};
+
+/* Return 0 to go on; anything else stops the read and is returned by
+ * adp_bundle_read() unchanged. */
+typedef int (*adp_bundle_member_cb)(void *arg, const struct adp_bundle_chunk *chunk);
+
+/*
+ * Stream every member of the bundle at path through cb, in tar order.
+ * Only regular-file members are valid; anything else is -EBADMSG.
+ * Returns 0, the callback's non-zero value (err then says which member it
+ * stopped at), or a negative errno with err set.
+ */
+int adp_bundle_read(const char *path, adp_bundle_member_cb cb, void *arg,
+		    char *err, size_t errlen);
+
+/* What verify learnt from a sound bundle: enough to walk the hash chain
+ * (bundle N's prev_manifest_sha256 must equal bundle N-1's
+ * manifest_sha256) and to check staging ids for gaps across bundles. */
+struct adp_bundle_info {
+	char manifest_sha256[65];       /* SHA-256 of the manifest.json bytes */
+	char prev_manifest_sha256[65];  /* "" for an instance's first bundle */
+	char adapter[65];
+	int64_t batch_no;
+	int64_t first_staging_id;
+	int64_t last_staging_id;
+	int64_t event_count;
+	char min_ts[32];
+	char max_ts[32];
+	size_t nfiles;                  /* files/ members */
+	size_t nmissing;                /* missing_files entries */
+};
+
+/*
+ * Verify one bundle: members in the contract's order with manifest.json
+ * last; every member's SHA-256 and size equal the manifest's (and nothing
+ * listed is absent, nothing present is unlisted); each files/<sha256>
+ * hashes to its name; events.jsonl has event_count newline-terminated
+ * lines; staging_ids ranges add up to event_count and span first..last;
+ * the file name, when it is "*.tar.zst", is the one the manifest implies.
+ * Returns 0 and fills info (may be NULL), or -EBADMSG / -errno with err.
+ */
+int adp_bundle_verify_info(const char *path, struct adp_bundle_info *info,
+			   char *err, size_t errlen);
+
+/* adp_bundle_verify_info() returning just the manifest hash. */
+int adp_bundle_verify(const char *path, char manifest_sha256_out[65],
+		      char *err, size_t errlen);
+
+#endif

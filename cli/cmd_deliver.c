@@ -1,0 +1,143 @@
+/*
+ * cmd_deliver — `chatvault deliver [--once] [--adapter NAME]` and
+ * `chatvault run` (ingest and deliver on two threads of one process).
+ */
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "consumer.h"
+#include "cv_log.h"
+#include "dlv_worker.h"
+#include "sto_db.h"
+
+int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct dlv_opts o = { .should_stop = cli_should_stop, .stop_arg = ctx };
+	struct dlv_stats st;
+	struct sto_db *db = NULL;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--once") == 0) {
+			o.once = true;
+		} else if (strcmp(argv[i], "--adapter") == 0 && i + 1 < argc) {
+			o.adapter = argv[++i];
+		} else {
+			cli_error(ctx, "unknown argument %s (see chatvault deliver --help)", argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if ((rc = cli_load_config(ctx)) != CLI_OK)
+		return rc;
+	if (cli_signals_block(ctx) != 0) {
+		cli_error(ctx, "cannot set up signal handling");
+		return CLI_RUNTIME;
+	}
+	if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
+		return rc;
+	rc = dlv_run(ctx->cfg, db, &o, &st);
+	printf("deliver: %" PRId64 " batches, %" PRId64 " events delivered, %" PRId64
+	       " deleted from staging, %" PRId64 " retries, %" PRId64 " quarantined\n",
+	       st.batches, st.events, st.deleted, st.retries, st.failed_events);
+	sto_db_close(db);
+	if (rc < 0)
+		return rc == -22 ? CLI_USAGE : CLI_RUNTIME;
+	return rc == 1 ? CLI_RUNTIME : CLI_OK;
+}
+
+/* ---- run -------------------------------------------------------------------- */
+
+/*
+ * `run`: the ingest consumer and the delivery workers on two threads, each
+ * with its own database connection; the main thread only waits for a
+ * signal (signalfd) and then raises the shared stop flag, which both
+ * workers poll between batches.
+ */
+struct run_shared {
+	struct cli_ctx *ctx;
+	atomic_bool stop;
+	int ingest_rc;
+	int deliver_rc;
+};
+
+static bool run_should_stop(void *arg)
+{
+	struct run_shared *s = arg;
+
+	return atomic_load(&s->stop);
+}
+
+static void *ingest_thread(void *arg)
+{
+	struct run_shared *s = arg;
+	struct ing_consume_opts o = { .should_stop = run_should_stop, .stop_arg = s };
+	struct ing_consume_stats st;
+	struct sto_db *db = NULL;
+
+	if (cli_open_db(s->ctx, "chatvault-run-ingest", &db) != CLI_OK ||
+	    ing_consume(s->ctx->cfg, db, &o, &st) != 0)
+		s->ingest_rc = CLI_RUNTIME;
+	sto_db_close(db);
+	atomic_store(&s->stop, true);
+	return NULL;
+}
+
+static void *deliver_thread(void *arg)
+{
+	struct run_shared *s = arg;
+	struct dlv_opts o = { .should_stop = run_should_stop, .stop_arg = s };
+	struct dlv_stats st;
+	struct sto_db *db = NULL;
+
+	if (cli_open_db(s->ctx, "chatvault-run-deliver", &db) != CLI_OK ||
+	    dlv_run(s->ctx->cfg, db, &o, &st) < 0)
+		s->deliver_rc = CLI_RUNTIME;
+	sto_db_close(db);
+	atomic_store(&s->stop, true);
+	return NULL;
+}
+
+int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+	struct run_shared s = { .ctx = ctx };
+	pthread_t ing, dlv;
+	bool ing_started, dlv_started;
+	int rc;
+
+	(void)argv;
+	if (argc != 1) {
+		cli_error(ctx, "takes no arguments");
+		return CLI_USAGE;
+	}
+	if ((rc = cli_load_config(ctx)) != CLI_OK)
+		return rc;
+	/* Block the signals before starting threads so they inherit the mask. */
+	if (cli_signals_block(ctx) != 0) {
+		cli_error(ctx, "cannot set up signal handling");
+		return CLI_RUNTIME;
+	}
+	ing_started = pthread_create(&ing, NULL, ingest_thread, &s) == 0;
+	dlv_started = pthread_create(&dlv, NULL, deliver_thread, &s) == 0;
+	if (!ing_started || !dlv_started) {
+		cli_error(ctx, "cannot start worker threads");
+		atomic_store(&s.stop, true);
+	}
+	while (!atomic_load(&s.stop)) {
+		struct pollfd pfd = { .fd = ctx->sigfd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 200) > 0 && cli_should_stop(ctx))
+			atomic_store(&s.stop, true);
+	}
+	if (ing_started)
+		pthread_join(ing, NULL);
+	if (dlv_started)
+		pthread_join(dlv, NULL);
+	if (!ing_started || !dlv_started || s.ingest_rc || s.deliver_rc)
+		return CLI_RUNTIME;
+	return CLI_OK;
+}

@@ -1,0 +1,40 @@
+# lib.sh — helpers for the integration tests (sourced).
+cv() { "$CHATVAULT" "$@"; }
+die() { echo "FAILED: $*" >&2; exit 1; }
+expect_eq() { [ "$1" = "$2" ] || die "$3: got '$1', want '$2'"; }
+gen() { python3 "$REPO/tools/gen_events.py" "$@"; }
+q() { psql -XAtq -c "$1"; }
+# ids in a JSON Lines file, sorted
+ids_of() { python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    l=l.strip()
+    if l: print(json.loads(l)["id"])' "$1" | sort; }
+# all event ids inside the archive bundles under $1, sorted (duplicates kept)
+archive_ids() {
+	for b in $(find "$1" -name '*.tar.zst' | sort); do
+		tar --zstd -xOf "$b" events.jsonl
+	done | python3 -c 'import json,sys
+for l in sys.stdin: print(json.loads(l)["id"])' | sort
+}
+# check the bundle hash chain in batch order; prints the bundle count
+check_chain() {
+	python3 - "$1" <<'PY'
+import hashlib, json, os, subprocess, sys
+bundles = []
+for root, _, files in os.walk(sys.argv[1]):
+    for f in files:
+        if f.endswith(".tar.zst"):
+            p = os.path.join(root, f)
+            m = subprocess.run(["tar", "--zstd", "-xOf", p, "manifest.json"], check=True,
+                               capture_output=True).stdout
+            bundles.append((json.loads(m)["batch_no"], p, m))
+bundles.sort()
+prev = ""
+for no, p, m in bundles:
+    j = json.loads(m)
+    if j["prev_manifest_sha256"] != prev:
+        sys.exit("chain broken at %s: prev %r, want %r" % (p, j["prev_manifest_sha256"], prev))
+    prev = hashlib.sha256(m).hexdigest()
+print(len(bundles))
+PY
+}

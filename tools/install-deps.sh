@@ -1,0 +1,35 @@
+#!/bin/sh
+# install-deps.sh [--test] — install the Debian packages chatvault needs to
+# build (and, with --test, to run its tests and the demo) when missing.
+# Called by `make`, `make check` and `make demo`; safe to run again.
+set -eu
+
+build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
+librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev"
+test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
+python3 procps"
+
+want=$build_pkgs
+[ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps: missing packages:$missing; run as root or install sudo" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
