@@ -479,7 +479,7 @@ static int escape_8bit(struct cv_buf *out, const char *s, size_t len)
  * out.  The message stays 7-bit (RFC 5322, not RFC 6532: journaling
  * ingesters and Python's parser flag UTF-8 addresses as defects), so an
  * address with non-ASCII characters is written as an RFC 2047 display name
- * holding the real address plus an ASCII addr-spec with those bytes as =XX:
+ * holding the address plus an ASCII addr-spec with those bytes as =XX:
  *   =?UTF-8?B?asO2cmdAY29udG9zby5jb20=?= <j=C3=B6rg@contoso.com>
  * A local part that is not a dot-atom is quoted; the domain keeps letters,
  * digits, "-" and "." (anything else becomes "-", non-ASCII =XX).
@@ -496,30 +496,38 @@ static int mail_addr(const char *addr, struct cv_buf *out)
 		if ((unsigned char)*p >= 0x80)
 			ascii = false;
 	if (!ascii) {
-		/* A phrase of encoded-words, each of whole characters. */
-		size_t len = strlen(addr), i = 0;
+		/*
+		 * One encoded-word (≤ 45 bytes of text, so ≤ 75 characters):
+		 * Python and others keep the space between adjacent words in a
+		 * phrase, which would corrupt the name.  A longer address is
+		 * cut at a character boundary and marked "…"; nothing is lost,
+		 * since the =XX addr-spec is the exact, reversible form.
+		 */
+		size_t len = strlen(addr), n = 0;
 
-		while (i < len && !rc) {
-			size_t n = 0;
+		if (len > 45) {
+			while (n < len) {
+				size_t cl = utf8_len((unsigned char)addr[n]);
 
-			while (i + n < len) {
-				size_t cl = utf8_len((unsigned char)addr[i + n]);
-
-				if (i + n + cl > len)
-					cl = len - i - n;
-				if (n + cl > EW_CHUNK)
+				if (n + cl > 42)
 					break;
 				n += cl;
 			}
-			rc = cv_buf_append(out, i ? " =?UTF-8?B?" : "=?UTF-8?B?", i ? 11 : 10);
-			if (!rc)
-				rc = b64_append(out, addr + i, n, false);
-			if (!rc)
-				rc = cv_buf_append(out, "?=", 2);
-			i += n;
+		} else {
+			n = len;
+		}
+		rc = cv_buf_append(out, "=?UTF-8?B?", 10);
+		if (!rc && n < len) {
+			char cut[45];
+
+			memcpy(cut, addr, n);
+			memcpy(cut + n, "\xE2\x80\xA6", 3);
+			rc = b64_append(out, cut, n + 3, false);
+		} else if (!rc) {
+			rc = b64_append(out, addr, n, false);
 		}
 		if (!rc)
-			rc = cv_buf_append(out, " <", 2);
+			rc = cv_buf_append(out, "?= <", 4);
 	}
 	if (!rc)
 		rc = escape_8bit(&local, addr, ll);

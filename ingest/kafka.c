@@ -251,8 +251,8 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
 	if (rd_kafka_conf_set(conf, key, val, rkerr, sizeof(rkerr)) == RD_KAFKA_CONF_OK)
 		return 0;
 	opt_where(o, where, sizeof(where));
-	/* librdkafka quotes the value in its message: keep secrets out. */
-	if (key_is_secret(key))
+	/* librdkafka quotes a rejected value in its message: keep secrets out. */
+	if (key_is_secret(key) && *val && strstr(rkerr, val))
 		snprintf(err, errlen, "%squeue.kafka_props: %s: invalid value (not shown)", where,
 			 o ? o->key : key);
 	else

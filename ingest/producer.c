@@ -39,6 +39,7 @@ struct ing_producer {
 	size_t inflight;          /* taken by the writer, not yet reported */
 	bool stopping;
 	int64_t busy_since;       /* mono ms of the first failed write; 0 = healthy */
+	int64_t busy_last;        /* mono ms of the latest failed write */
 	int64_t next_seq;
 	char *server;
 	int batch_max, linger_ms, busy_timeout_ms;
@@ -129,10 +130,13 @@ static void write_batch(struct ing_producer *p, struct pending *batch, struct in
 		rc = ing_qw_write(p->w, recs, k, p->server, next_seq,
 				  p->busy_timeout_ms > 0 ? p->busy_timeout_ms : 1000);
 		pthread_mutex_lock(&p->mu);
-		if (rc == 0)
+		if (rc == 0) {
 			p->busy_since = 0;
-		else if (p->busy_since == 0)
-			p->busy_since = cv_time_mono_ms();
+		} else {
+			p->busy_last = cv_time_mono_ms();
+			if (p->busy_since == 0)
+				p->busy_since = p->busy_last;
+		}
 		pthread_mutex_unlock(&p->mu);
 		if (rc == 0 || cv_time_mono_ms() >= give_up || (rc != -EBUSY && rc != -EAGAIN &&
 		    rc != -ETIMEDOUT && rc != -EIO && rc != -ENOSPC))
@@ -270,7 +274,8 @@ enum ing_emit_result ing_producer_emit(struct ing_producer *p, struct ing_event 
 {
 	struct pending e = { 0 };
 	enum ing_emit_result res = ING_EMIT_OK;
-	bool stamped_source = false;
+	bool stamped_source = false, busy;
+	int64_t now;
 	int rc;
 
 	pthread_mutex_lock(&p->mu);
@@ -279,8 +284,15 @@ enum ing_emit_result ing_producer_emit(struct ing_producer *p, struct ing_event 
 		res = ING_EMIT_ERROR;
 		goto out;
 	}
-	if (p->count == p->cap ||
-	    (p->busy_since && cv_time_mono_ms() - p->busy_since >= p->busy_timeout_ms)) {
+	now = cv_time_mono_ms();
+	busy = p->busy_since && now - p->busy_since >= p->busy_timeout_ms;
+	/* Only a write clears busy_since.  Once the writer has given up and sits
+	 * idle nothing would ever write again, so refusing everything would
+	 * outlast the outage forever: after another busy_timeout_ms let one
+	 * event through (the others stay BUSY while it is pending) to probe. */
+	if (busy && p->count == 0 && p->inflight == 0 && now - p->busy_last >= p->busy_timeout_ms)
+		busy = false;
+	if (p->count == p->cap || busy) {
 		snprintf(err, errlen, "queue busy (%s)",
 			 p->count == p->cap ? "producer backlog full" : "queue full or unreachable");
 		res = ING_EMIT_BUSY;
@@ -302,6 +314,11 @@ enum ing_emit_result ing_producer_emit(struct ing_producer *p, struct ing_event 
 		}
 		ev->source_seq = p->next_seq;
 		stamped_source = true;
+	}
+	/* serialize() only says -EINVAL; validate() says why. */
+	if (ing_event_validate(ev, 0, err, errlen) != 0) {
+		res = ING_EMIT_INVALID;
+		goto out;
 	}
 	rc = ing_event_serialize(ev, &e.json, &e.len);
 	if (rc) {
@@ -330,6 +347,13 @@ enum ing_emit_result ing_producer_emit(struct ing_producer *p, struct ing_event 
 	memset(&e, 0, sizeof(e));
 	pthread_cond_signal(&p->work);
 out:
+	/* A refused event took no number and must not keep one: emitted again
+	 * (corrected), it would reuse a number another event has since taken. */
+	if (res != ING_EMIT_OK && stamped_source) {
+		free(ev->source_server);
+		ev->source_server = NULL;
+		ev->source_seq = 0;
+	}
 	pthread_mutex_unlock(&p->mu);
 	pending_clear(&e);
 	return res;

@@ -25,7 +25,7 @@
 #include "adapter.h"
 
 struct example {
-	char path[1024];
+	char path[200];
 	int retry_percent;
 	char fail_event[64];
 	unsigned int seed;
@@ -63,10 +63,10 @@ static int example_init(const struct adp_env *env, void **state, char *err, size
 static enum adp_result example_deliver(void *state, struct adp_batch *b)
 {
 	struct example *ex = state;
-	char path[1100];
+	char path[256];
 	int fd;
 
-	if (ex->retry_percent > 0 && rand_r(&ex->seed) % 100 < (unsigned)ex->retry_percent) {
+	if (ex->retry_percent > 0 && (int)(rand_r(&ex->seed) % 100) < ex->retry_percent) {
 		snprintf(b->reason, sizeof(b->reason), "simulated transient failure");
 		return ADP_RETRY;
 	}
@@ -82,18 +82,18 @@ static enum adp_result example_deliver(void *state, struct adp_batch *b)
 	snprintf(path, sizeof(path), "%s%06lld.txt", ex->path, (long long)b->batch_no);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
-		snprintf(b->reason, sizeof(b->reason), "%s: %s", path, strerror(errno));
+		snprintf(b->reason, sizeof(b->reason), "%.256s: %.200s", path, strerror(errno));
 		return ADP_RETRY;
 	}
 	for (size_t i = 0; i < b->nevents; i++) {
 		if (dprintf(fd, "%s\n", b->events[i].id) < 0) {
-			snprintf(b->reason, sizeof(b->reason), "%s: %s", path, strerror(errno));
+			snprintf(b->reason, sizeof(b->reason), "%.256s: %.200s", path, strerror(errno));
 			close(fd);
 			return ADP_RETRY;
 		}
 	}
 	if (fsync(fd) != 0 || close(fd) != 0) {
-		snprintf(b->reason, sizeof(b->reason), "%s: %s", path, strerror(errno));
+		snprintf(b->reason, sizeof(b->reason), "%.256s: %.200s", path, strerror(errno));
 		return ADP_RETRY;
 	}
 	snprintf(b->out_path, sizeof(b->out_path), "%s", path);

@@ -18,7 +18,8 @@ createdb cv_broken
 PGDATABASE=cv_broken "$IT_MIGRATE"
 # unreachable database: one clear line, exit 1
 set +e
-err=$(PGPORT=1 "$CHATVAULT" -c /dev/null migrate 2>&1); rc=$?
+printf "database = { retry_max = 2; };\n" > dead.conf
+err=$(PGPORT=1 "$CHATVAULT" -c dead.conf migrate 2>&1); rc=$?
 set -e
 echo "$err"
 [ $rc -ne 0 ] || die "migrate against a dead port succeeded"

@@ -622,6 +622,35 @@ static void test_xml_escaping_unicode_controls(void **state)
 	xmlFreeDoc(doc);
 }
 
+/* Malformed UTF-8 and the non-characters U+FFFE/U+FFFF never reach the file. */
+static void test_xml_invalid_utf8(void **state)
+{
+	struct fixture *fx = *state;
+	struct adp_env env;
+	struct adp_batch b;
+	char path[PATH_MAX];
+	xmlDocPtr doc;
+	xmlNodePtr m;
+
+	fx->ev[6].text = "bad \xC3 utf8 \xEF\xBF\xBE \xED\xA0\x80 end\xF0\x9F";
+	fx->ev[10].user = "sip:c\x02rol@fabrikam.com";
+	env_set(&env, fx, "xml", NULL, 0);
+	batch_set(&b, fx, "xml", "");
+	assert_int_equal(run(&adp_xml_ops, &env, &b), ADP_OK);
+	xml_default_path(fx, path, sizeof(path));
+	assert_int_equal(xmllint_ok(path), 0);
+	doc = parse_xml(path);
+	m = message_by_id(doc, 107);
+	/* One U+FFFD per malformed byte, per non-character, per bad sequence. */
+	assert_prop(m, "content", "bad \xEF\xBF\xBD utf8 \xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD"
+		    "\xEF\xBF\xBD end\xEF\xBF\xBD\xEF\xBF\xBD");
+	assert_prop(m, "invalidChars", "7");
+	m = message_by_id(doc, 111);
+	assert_prop(child(m, "Sender"), "uri", "c\xEF\xBF\xBDrol@fabrikam.com");
+	assert_prop(m, "invalidChars", "1");
+	xmlFreeDoc(doc);
+}
+
 static void test_xml_sender(void **state)
 {
 	struct fixture *fx = *state;
@@ -1190,6 +1219,53 @@ static void test_eml_structure_in_c(void **state)
 	free(raw);
 }
 
+/* Long and non-ASCII file names survive RFC 2231 continuations; without a
+ * file store every attachment is noted, none attached. */
+static void test_eml_filenames_and_no_store(void **state)
+{
+	struct fixture *fx = *state;
+	static const char long_name[] =
+		"Quarterly \"report\" \xE2\x80\x94 \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E "
+		"version 2 final FINAL really final (approved by legal) \xF0\x9F\x8E\x89.pdf";
+	static const char checker[] =
+		"import email, sys\n"
+		"from email import policy\n"
+		"raw = open(sys.argv[1], 'rb').read()\n"
+		"assert all(len(l) <= 78 for l in raw.split(b'\\r\\n')), 'long line'\n"
+		"m = email.message_from_bytes(raw, policy=policy.default)\n"
+		"want = open(sys.argv[2], encoding='utf-8').read()\n"
+		"names = [p.get_filename() for p in m.iter_attachments()]\n"
+		"assert names == ['events.json', want], names\n"
+		"for p in m.walk():\n"
+		"    assert not p.defects, p.defects\n";
+	char script[PATH_MAX], want[PATH_MAX], path[PATH_MAX], cmd[3 * PATH_MAX], *raw;
+	struct adp_env env;
+	struct adp_batch b;
+
+	fx->files[F_Q3].name = long_name;
+	env_set(&env, fx, "eml", NULL, 0);
+	batch_set(&b, fx, "eml", "");
+	assert_int_equal(run(&adp_eml_ops, &env, &b), ADP_OK);
+	room_file(fx, "eml", "eml", ROOM1, ".eml", path, sizeof(path));
+	raw = read_all(path, NULL);
+	assert_non_null(strstr(raw, "filename*1*="));
+	free(raw);
+	fmt(script, sizeof(script), "%s/names.py", fx->root);
+	fmt(want, sizeof(want), "%s/want.txt", fx->root);
+	write_file(script, checker, strlen(checker));
+	write_file(want, long_name, strlen(long_name));
+	fmt(cmd, sizeof(cmd), "python3 '%s' '%s' '%s'", script, path, want);
+	assert_int_equal(system(cmd), 0);
+
+	env.file_store = NULL;
+	batch_set(&b, fx, "eml", "");
+	assert_int_equal(run(&adp_eml_ops, &env, &b), ADP_OK);
+	raw = read_all(path, NULL);
+	assert_null(strstr(raw, "application/octet-stream"));
+	assert_non_null(strstr(raw, "no file store configured"));
+	free(raw);
+}
+
 static void test_eml_idempotent_and_retry(void **state)
 {
 	struct fixture *fx = *state;
@@ -1262,6 +1338,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_xml_type_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xml_time_and_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xml_escaping_unicode_controls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xml_invalid_utf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xml_sender, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xml_one_room_per_file_and_manifest, setup,
 						teardown),
@@ -1274,6 +1351,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jsonl_idempotent_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eml_parsed_by_python, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eml_structure_in_c, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eml_filenames_and_no_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eml_idempotent_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_single_room_and_empty_batch, setup, teardown),
 	};
