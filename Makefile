@@ -56,7 +56,7 @@ LIB       = $(BUILD)/libchatvault.a
 BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
-	     test_adapters_text test_store
+	     test_adapters_text test_store test_producer
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 

@@ -8,11 +8,11 @@ ingest = { batch_size = 2000; max_wait_ms = 20; };
 CONF
 cv -c cv.conf migrate
 gen --count "$N" --seed 7 > events.jsonl
-cv -c cv.conf emit events.jsonl &
+"$CHATVAULT" -c cv.conf emit events.jsonl &
 emit_pid=$!
 cycles=0
 while [ $cycles -lt 22 ]; do
-	cv -c cv.conf ingest > /dev/null 2>&1 &
+	"$CHATVAULT" -c cv.conf ingest > /dev/null 2>&1 &
 	pid=$!
 	sleep "0.$(shuf -i 5-40 -n 1)"
 	kill -9 $pid 2>/dev/null || true
@@ -30,7 +30,7 @@ expect_eq "$(q 'SELECT count(*) FROM chatvault.sequence_gaps')" 0 "sequence gaps
 
 # Producer side: kill -9 emit while it writes; every id it acknowledged is staged.
 gen --count 50000 --seed 8 > more.jsonl
-cv -c cv.conf emit --acks acks.txt more.jsonl 2>/dev/null &
+"$CHATVAULT" -c cv.conf emit --acks acks.txt more.jsonl 2>/dev/null &
 emit_pid=$!
 sleep 0.3
 kill -9 $emit_pid 2>/dev/null || true

@@ -13,7 +13,7 @@ gen --count "$N" --seed 21 > events.jsonl
 cv -c cv.conf emit events.jsonl
 cluster=$(pg_lsclusters -h | awk -v p="$PGPORT" '$3 == p { print $1 " " $2 }')
 [ -n "$cluster" ] || die "cannot find the test cluster"
-cv -c cv.conf run > run.log 2>&1 &
+"$CHATVAULT" -v -c cv.conf run > run.log 2>&1 &
 pid=$!
 sleep 1
 pg_ctlcluster $cluster restart -m fast
@@ -27,7 +27,8 @@ while [ "$(q 'SELECT count(*) FROM chatvault.staged_events' 2>/dev/null || echo 
 	sleep 0.5
 done
 kill -TERM $pid
-wait $pid || die "run did not exit 0 on SIGTERM"
+set +e; wait $pid; rc=$?; set -e
+[ $rc -eq 0 ] || { cat run.log; die "run exited $rc on SIGTERM"; }
 grep -q "reconnect\|retry" run.log || echo "(note: no reconnect logged)"
 ids_of events.jsonl > want.ids
 archive_ids var/archive > got.ids

@@ -36,7 +36,7 @@ cv -c cv.conf ingest --once
 # kill -9 deliver repeatedly
 cycles=0
 while [ $cycles -lt 20 ]; do
-	cv -c cv.conf deliver > /dev/null 2>&1 &
+	"$CHATVAULT" -c cv.conf deliver > /dev/null 2>&1 &
 	pid=$!
 	sleep "0.$(shuf -i 10-60 -n 1)"
 	kill -9 $pid 2>/dev/null || true
@@ -48,7 +48,7 @@ while [ $cycles -lt 20 ]; do
 	[ "$left" -ge $((N - ${minc:-0})) ] || die "deleted early: $left left, min cursor $minc"
 done
 # two workers at once finish the job
-cv -c cv.conf deliver --once > d1.out 2>&1 &
+"$CHATVAULT" -c cv.conf deliver --once > d1.out 2>&1 &
 p1=$!
 cv -c cv.conf deliver --once > d2.out 2>&1 || true
 wait $p1 || true

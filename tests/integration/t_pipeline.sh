@@ -9,7 +9,7 @@ adapters = (
   { name = "archive"; type = "archive"; batch_size = 20000; },
   { name = "xml"; type = "xml"; batch_size = 20000; },
   { name = "jsonl"; type = "jsonl"; batch_size = 20000; },
-  { name = "eml"; type = "eml"; batch_size = 20000; required = false; }
+  { name = "eml"; type = "eml"; batch_size = 20000; }
 );
 CONF
 cv -c cv.conf migrate

@@ -34,6 +34,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "cv_log.h"
 #include "kafka.h"
 
 #define TOPIC "chatvault.events"
@@ -180,7 +181,14 @@ static int setup(void **state)
 
 	if (!f || !conf)
 		return -1;
-	/* The mock cluster needs a handle to live in; it is otherwise unused. */
+	/* The mock cluster needs a handle to live in; it is otherwise unused
+	 * (and quiet: it has no brokers of its own to complain about). */
+	if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		return -1;
+	if (getenv("TEST_KAFKA_DEBUG") &&
+	    (rd_kafka_conf_set(conf, "debug", "mock", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	     rd_kafka_conf_set(conf, "log_level", "7", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK))
+		return -1;
 	f->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
 	if (!f->mock_rk)
 		return -1;
@@ -201,16 +209,22 @@ static int setup(void **state)
 	f->cfg.producer.linger_ms = 2;
 	f->cfg.producer.busy_timeout_ms = 1000;
 	f->cfg.ingest.max_event_size = MIB;
-	/* Short group timers: the mock waits session.timeout.ms - 1 s for
-	 * members to rejoin a rebalance. */
-	add_prop(f, "consumer.session.timeout.ms", "2000");
-	add_prop(f, "consumer.heartbeat.interval.ms", "300");
+	/* Short group timers: the mock holds every rebalance for
+	 * session.timeout.ms - 1 s, and the first join for 3 s (during which a
+	 * joining member sends no heartbeats, so the session must outlast it). */
+	add_prop(f, "consumer.session.timeout.ms", "4000");
+	add_prop(f, "consumer.heartbeat.interval.ms", "500");
 	add_prop(f, "consumer.fetch.wait.max.ms", "20");
 	add_prop(f, "reconnect.backoff.ms", "20");
 	add_prop(f, "reconnect.backoff.max.ms", "200");
 	add_prop(f, "producer.retry.backoff.ms", "20");
 	if (assignor)
 		add_prop(f, "consumer.partition.assignment.strategy", assignor);
+	/* TEST_KAFKA_DEBUG=cgrp,fetch,… turns on librdkafka's debug contexts. */
+	if (getenv("TEST_KAFKA_DEBUG")) {
+		add_prop(f, "debug", getenv("TEST_KAFKA_DEBUG"));
+		cv_log_set_level(CV_LOG_DEBUG);
+	}
 	f->assignor = assignor;
 	f->pm.fail_part = -1;
 	*state = f;
@@ -311,11 +325,15 @@ static int write_seqs(struct fx *f, struct ing_kafka_w *w, const size_t *seqs, s
 static void write_range(struct fx *f, struct ing_kafka_w *w, size_t from, size_t n)
 {
 	size_t *seqs = malloc(n * sizeof(*seqs));
+	int rc;
 
 	assert_non_null(seqs);
 	for (size_t i = 0; i < n; i++)
 		seqs[i] = from + i;
-	assert_int_equal(write_seqs(f, w, seqs, n, 15000, NULL), 0);
+	rc = write_seqs(f, w, seqs, n, 15000, NULL);
+	if (rc != 0)
+		fail_msg("write [%zu, %zu): %s: %s", from, from + n, strerror(-rc),
+			 ing_kafka_w_errstr(w));
 	free(seqs);
 }
 
@@ -844,7 +862,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_position_lookup_failure_and_lag, setup,
 						teardown),
 	};
-	int failed = cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
+	int failed;
+
+	/* TEST_KAFKA_FILTER=test_rebalance runs only the matching tests. */
+	if (getenv("TEST_KAFKA_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_KAFKA_FILTER"));
+	failed = cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 
 	/* Every handle destroyed: librdkafka's threads are gone. */
 	if (rd_kafka_wait_destroyed(5000) != 0) {

@@ -43,9 +43,31 @@
 
 /* ---- fixtures ------------------------------------------------------------ */
 
+/*
+ * One emitted event.  The emitting thread writes the first group, the
+ * callback (on the producer's writer thread, possibly before emit returns)
+ * only the second: no field is written by both.
+ */
+struct slot {
+	char id[ING_EVENT_ID_LEN + 1];
+	int64_t seq;
+	bool accepted;
+
+	int calls;
+	int status;
+	char cb_id[ING_EVENT_ID_LEN + 1];
+};
+
 struct fx {
-	char tmp[64];      /* mkdtemp data_dir, removed afterwards */
-	struct cfg *cfg;   /* built-in defaults under tmp, adjusted per test */
+	char tmp[64];          /* mkdtemp data_dir, removed afterwards */
+	struct cfg *cfg;       /* built-in defaults under tmp, adjusted per test */
+	/*
+	 * Owned by the fixture, not the test, so that a failed assertion never
+	 * leaves a writer thread calling back into a dead stack frame: teardown
+	 * frees the producer (whose callbacks still land in slots) first.
+	 */
+	struct ing_producer *p;
+	struct slot *slots;
 };
 
 static int setup(void **state)
@@ -90,6 +112,8 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
+	ing_producer_free(f->p);
+	free(f->slots);
 	cfg_free(f->cfg);
 	nftw(f->tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(f);
@@ -103,14 +127,29 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct ing_producer *producer_ok(const struct cfg *cfg)
+static struct ing_producer *producer_start(struct fx *f)
 {
 	char err[256] = "";
-	struct ing_producer *p = ing_producer_new(cfg, err, sizeof(err));
 
-	if (!p)
+	assert_null(f->p);
+	f->p = ing_producer_new(f->cfg, err, sizeof(err));
+	if (!f->p)
 		fail_msg("ing_producer_new: %s", err);
-	return p;
+	return f->p;
+}
+
+static void producer_stop(struct fx *f)
+{
+	ing_producer_free(f->p);
+	f->p = NULL;
+}
+
+static struct slot *slots_new(struct fx *f, size_t n)
+{
+	assert_null(f->slots);
+	f->slots = calloc(n, sizeof(*f->slots));
+	assert_non_null(f->slots);
+	return f->slots;
 }
 
 /* ---- events and callbacks ------------------------------------------------ */
@@ -129,21 +168,6 @@ static void make_post(struct ing_event *ev, int room, const char *text)
 	if (!ev->room || !ev->user || !ev->text)
 		fail_msg("out of memory building an event");
 }
-
-/*
- * One emitted event.  The emitting thread writes the first group, the
- * callback (on the producer's writer thread, possibly before emit returns)
- * only the second: no field is written by both.
- */
-struct slot {
-	char id[ING_EVENT_ID_LEN + 1];
-	int64_t seq;
-	bool accepted;
-
-	int calls;
-	int status;
-	char cb_id[ING_EVENT_ID_LEN + 1];
-};
 
 static void on_done(void *opaque, const char *id, int status)
 {
@@ -312,7 +336,7 @@ static void test_stamping(void **state)
 	enum { N = 50 };
 	static const char preset_id[] = "0192f0c4-6c1e-7d3a-9b1e-2f6a5c0d9e11";
 	const int64_t preset_ts = INT64_C(1795082400123);
-	struct slot slots[N + 1];
+	struct slot *slots = slots_new(f, N + 1);
 	char err[256];
 	char (*ids)[ING_EVENT_ID_LEN + 1];
 	struct ing_producer *p;
@@ -320,9 +344,8 @@ static void test_stamping(void **state)
 	struct recs r;
 	int64_t t0, t1;
 
-	memset(slots, 0, sizeof(slots));
 	t0 = cv_time_now_ms();
-	p = producer_ok(f->cfg);
+	p = producer_start(f);
 	for (int i = 0; i < N; i++) {
 		enum ing_emit_result res = emit_post(p, i % 3, "hello", &slots[i], err,
 						     sizeof(err));
@@ -387,7 +410,7 @@ static void test_stamping(void **state)
 			fail_msg("event id %s stamped twice", ids[i]);
 	free(ids);
 	recs_free(&r);
-	ing_producer_free(p);
+	producer_stop(f);
 }
 
 /* ---- 2. the sequence survives a restart ----------------------------------- */
@@ -396,15 +419,14 @@ static void test_seq_restart(void **state)
 {
 	struct fx *f = *state;
 	enum { N = 30 };
-	struct slot slots[2 * N];
+	struct slot *slots = slots_new(f, 2 * N);
 	struct ing_spool *sp = NULL;
 	char err[256];
 	int64_t next = 0;
 	struct recs r;
 
-	memset(slots, 0, sizeof(slots));
 	for (int round = 0; round < 2; round++) {
-		struct ing_producer *p = producer_ok(f->cfg);
+		struct ing_producer *p = producer_start(f);
 
 		for (int i = round * N; i < (round + 1) * N; i++) {
 			if (emit_post(p, i % 2, "restart", &slots[i], err, sizeof(err)) != ING_EMIT_OK)
@@ -414,7 +436,7 @@ static void test_seq_restart(void **state)
 					 ", want %d", round, i, slots[i].seq, i + 1);
 		}
 		assert_int_equal(ing_producer_flush(p, 10000), 0);
-		ing_producer_free(p);
+		producer_stop(f);
 	}
 	assert_reported_once(slots, 2 * N);
 	for (int i = 0; i < 2 * N; i++)
@@ -481,7 +503,7 @@ static void test_group_commit(void **state)
 {
 	struct fx *f = *state;
 	struct gc_thread th[GC_THREADS];
-	struct slot *slots = calloc(GC_TOTAL, sizeof(*slots));
+	struct slot *slots = slots_new(f, GC_TOTAL);
 	char (*want)[ING_EVENT_ID_LEN + 1] = calloc(GC_TOTAL, sizeof(*want));
 	char (*got)[ING_EVENT_ID_LEN + 1] = calloc(GC_TOTAL, sizeof(*got));
 	struct ing_producer *p;
@@ -490,22 +512,24 @@ static void test_group_commit(void **state)
 	int64_t t0, ms;
 	int busy = 0;
 
-	assert_true(slots && want && got);
+	assert_true(want && got);
 	f->cfg->producer.batch_max = GC_BATCH_MAX;
 	f->cfg->producer.linger_ms = 2;
 
 	/* Create the spool first so its set-up transactions are not counted. */
-	ing_producer_free(producer_ok(f->cfg));
+	producer_start(f);
+	producer_stop(f);
 	txn0 = spool_last_txnid(f->cfg->queue.spool_path);
 
 	t0 = cv_time_mono_ms();
-	p = producer_ok(f->cfg);
+	p = producer_start(f);
 	for (int i = 0; i < GC_THREADS; i++) {
 		th[i] = (struct gc_thread){ .p = p, .slots = slots + i * GC_PER_THREAD, .index = i };
 		assert_int_equal(pthread_create(&th[i].tid, NULL, gc_main, &th[i]), 0);
 	}
-	for (int i = 0; i < GC_THREADS; i++) {
+	for (int i = 0; i < GC_THREADS; i++)
 		assert_int_equal(pthread_join(th[i].tid, NULL), 0);
+	for (int i = 0; i < GC_THREADS; i++) {
 		if (th[i].failed)
 			fail_msg("thread %d: emit answered %d: %s", i, th[i].failed, th[i].err);
 		busy += th[i].busy;
@@ -513,7 +537,7 @@ static void test_group_commit(void **state)
 	assert_int_equal(ing_producer_flush(p, 20000), 0);
 	assert_int_equal(ing_producer_pending(p), 0);
 	ms = cv_time_mono_ms() - t0;
-	ing_producer_free(p);
+	producer_stop(f);
 
 	assert_reported_once(slots, GC_TOTAL);
 	for (int i = 0; i < GC_TOTAL; i++)
@@ -561,7 +585,6 @@ static void test_group_commit(void **state)
 	assert_true(txns >= (GC_TOTAL + GC_BATCH_MAX - 1) / GC_BATCH_MAX);
 	if (txns > GC_TOTAL / 10)
 		fail_msg("%zu spool transactions for %d events: no group commit", txns, GC_TOTAL);
-	free(slots);
 	free(want);
 	free(got);
 }
@@ -573,8 +596,8 @@ static void test_group_commit(void **state)
 static void test_backpressure(void **state)
 {
 	struct fx *f = *state;
-	struct slot *slots = calloc(BP_MAX_EMITS, sizeof(*slots));
-	struct slot again[6];
+	struct slot *slots = slots_new(f, BP_MAX_EMITS + 6);
+	struct slot *again = slots + BP_MAX_EMITS;
 	char big[1001], err[256];
 	struct ing_producer *p;
 	struct ing_spool *sp = NULL;
@@ -584,14 +607,12 @@ static void test_backpressure(void **state)
 	size_t n = 0, nok = 0, nfail = 0, j = 0;
 	int64_t deadline;
 
-	assert_non_null(slots);
-	memset(again, 0, sizeof(again));
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	f->cfg->queue.spool_max_bytes = 64 * 1024;
 	f->cfg->producer.busy_timeout_ms = 200;
 	f->cfg->producer.batch_max = 128;
-	p = producer_ok(f->cfg);
+	p = producer_start(f);
 
 	/* No consumer: the spool fills, writes fail, and emit must say BUSY. */
 	deadline = cv_time_mono_ms() + 10000;
@@ -673,8 +694,7 @@ static void test_backpressure(void **state)
 		assert_int_equal(r.v[i].ev.source_seq, (int64_t)n + 1 + i);
 	}
 	recs_free(&r);
-	ing_producer_free(p);
-	free(slots);
+	producer_stop(f);
 }
 
 /* ---- 5. invalid and oversized events ------------------------------------- */
@@ -682,7 +702,8 @@ static void test_backpressure(void **state)
 static void test_invalid(void **state)
 {
 	struct fx *f = *state;
-	struct slot s_big = { 0 }, s_nouser = { 0 }, s_ok = { 0 }, s_retry = { 0 };
+	struct slot *s = slots_new(f, 4);
+	struct slot *s_big = &s[0], *s_nouser = &s[1], *s_ok = &s[2], *s_retry = &s[3];
 	char *huge = malloc(8001);
 	char err[256] = "";
 	struct ing_producer *p;
@@ -693,11 +714,11 @@ static void test_invalid(void **state)
 	memset(huge, 'y', 8000);
 	huge[8000] = '\0';
 	f->cfg->ingest.max_event_size = 4096;
-	p = producer_ok(f->cfg);
+	p = producer_start(f);
 
 	/* Larger than ingest.max_event_size: refused with the limit named. */
 	make_post(&big, 1, huge);
-	assert_int_equal(ing_producer_emit(p, &big, on_done, &s_big, err, sizeof(err)),
+	assert_int_equal(ing_producer_emit(p, &big, on_done, s_big, err, sizeof(err)),
 			 ING_EMIT_INVALID);
 	print_message("oversized: %s\n", err);
 	if (!strstr(err, "4096"))
@@ -708,7 +729,7 @@ static void test_invalid(void **state)
 	free(nouser.user);
 	nouser.user = NULL;
 	err[0] = '\0';
-	assert_int_equal(ing_producer_emit(p, &nouser, on_done, &s_nouser, err, sizeof(err)),
+	assert_int_equal(ing_producer_emit(p, &nouser, on_done, s_nouser, err, sizeof(err)),
 			 ING_EMIT_INVALID);
 	print_message("no user: %s\n", err);
 	if (!strstr(err, "user"))
@@ -717,40 +738,40 @@ static void test_invalid(void **state)
 
 	assert_int_equal(ing_producer_flush(p, 5000), 0);
 	assert_int_equal(ing_producer_pending(p), 0);
-	assert_int_equal(s_big.calls, 0);
-	assert_int_equal(s_nouser.calls, 0);
+	assert_int_equal(s_big->calls, 0);
+	assert_int_equal(s_nouser->calls, 0);
 	read_spool(f->cfg, &r);
 	assert_int_equal(r.n, 0);
 	recs_free(&r);
 
 	/* Rejected events took no sequence number ... */
-	assert_int_equal(emit_post(p, 1, "fine", &s_ok, err, sizeof(err)), ING_EMIT_OK);
-	assert_int_equal(s_ok.seq, 1);
+	assert_int_equal(emit_post(p, 1, "fine", s_ok, err, sizeof(err)), ING_EMIT_OK);
+	assert_int_equal(s_ok->seq, 1);
 	/* ... and keep none: the rejected struct, fixed, gets a fresh one. */
 	free(big.text);
 	big.text = strdup("fixed");
 	assert_non_null(big.text);
-	if (ing_producer_emit(p, &big, on_done, &s_retry, err, sizeof(err)) != ING_EMIT_OK)
+	if (ing_producer_emit(p, &big, on_done, s_retry, err, sizeof(err)) != ING_EMIT_OK)
 		fail_msg("emit of the corrected event: %s", err);
-	memcpy(s_retry.id, big.id, sizeof(s_retry.id));
-	s_retry.accepted = true;
+	memcpy(s_retry->id, big.id, sizeof(s_retry->id));
+	s_retry->accepted = true;
 	assert_non_null(big.source_server);
 	assert_int_equal(big.source_seq, 2);
 	ing_event_clear(&big);
 	assert_int_equal(ing_producer_flush(p, 5000), 0);
-	assert_int_equal(s_ok.status, 0);
-	assert_int_equal(s_retry.status, 0);
-	assert_int_equal(s_retry.calls, 1);
+	assert_int_equal(s_ok->status, 0);
+	assert_int_equal(s_retry->status, 0);
+	assert_int_equal(s_retry->calls, 1);
 
 	read_spool(f->cfg, &r);
 	assert_int_equal(r.n, 2);
-	assert_string_equal(r.v[0].ev.id, s_ok.id);
+	assert_string_equal(r.v[0].ev.id, s_ok->id);
 	assert_int_equal(r.v[0].ev.source_seq, 1);
-	assert_string_equal(r.v[1].ev.id, s_retry.id);
+	assert_string_equal(r.v[1].ev.id, s_retry->id);
 	assert_string_equal(r.v[1].ev.text, "fixed");
 	assert_int_equal(r.v[1].ev.source_seq, 2);
 	recs_free(&r);
-	ing_producer_free(p);
+	producer_stop(f);
 	free(huge);
 }
 
@@ -760,17 +781,16 @@ static void test_free_flushes(void **state)
 {
 	struct fx *f = *state;
 	enum { N = 100 };
-	struct slot slots[N];
+	struct slot *slots = slots_new(f, N);
 	char err[256];
 	struct ing_producer *p;
 	struct recs r;
 	int64_t t0, ms;
 	size_t pending;
 
-	memset(slots, 0, sizeof(slots));
 	/* A long linger keeps the events waiting in the producer. */
 	f->cfg->producer.linger_ms = 3000;
-	p = producer_ok(f->cfg);
+	p = producer_start(f);
 	for (int i = 0; i < N; i++)
 		if (emit_post(p, i % 4, "pending at free", &slots[i], err, sizeof(err)) !=
 		    ING_EMIT_OK)
@@ -779,7 +799,7 @@ static void test_free_flushes(void **state)
 	assert_true(pending > 0);
 
 	t0 = cv_time_mono_ms();
-	ing_producer_free(p);
+	producer_stop(f);
 	ms = cv_time_mono_ms() - t0;
 	print_message("free() with %zu pending took %" PRId64 " ms\n", pending, ms);
 
