@@ -109,7 +109,7 @@ $(BUILD)/adapters/examples/wrong_abi.so: adapters/examples/example_adapter.c ada
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared $(SANFLAGS) \
 		-DEXAMPLE_WRONG_ABI -Iadapters -o $@ $<
 
-check: deps-test bin/chatvault $(BIN) unit integration
+check: deps-test $(BIN) unit integration
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -120,6 +120,7 @@ $(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+export CV_IT_EVENTS
 integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_BINS)
 	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
 	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \

@@ -356,6 +356,20 @@ static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t *
 			rc = conf_set(conf, "enable.idempotence", "true", NULL, err, errlen);
 		if (!rc)
 			rc = conf_set(conf, "acks", "all", NULL, err, errlen);
+		if (!rc) {
+			/* A record not delivered by the time the write gives up
+			 * was answered BUSY and will be re-sent by the caller;
+			 * letting librdkafka deliver the old copy minutes later
+			 * would only double it.  So expire queued records about
+			 * when the caller's wait (producer.busy_timeout_ms) ends.
+			 * In-flight ones still finish (librdkafka never expires
+			 * those), so this narrows, not closes, the window. */
+			int mt = cfg->producer.busy_timeout_ms > 1000 ? cfg->producer.busy_timeout_ms
+								      : 1000;
+
+			snprintf(num, sizeof(num), "%d", mt);
+			rc = conf_set(conf, "message.timeout.ms", num, NULL, err, errlen);
+		}
 		if (!rc && cfg->producer.linger_ms >= 0) {
 			/* The write waits for delivery reports with rd_kafka_flush(),
 			 * which ignores linger, so this only shapes batches of

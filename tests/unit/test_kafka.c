@@ -773,29 +773,72 @@ static void test_broker_down_up(void **state)
 	free(st);
 }
 
-/* Produce requests fail with retriable errors: the idempotent producer
- * retries them itself, the write succeeds, nothing is doubled. */
+/*
+ * Write seqs [from, from+n) as a producer would: re-submit what was answered
+ * BUSY until everything is durable.  Returns how many were answered BUSY.
+ */
+static size_t write_until_durable(struct fx *f, struct ing_kafka_w *w, size_t from, size_t n)
+{
+	size_t *seqs = malloc(n * sizeof(*seqs)), left = n, busy = 0;
+	int *st = malloc(n * sizeof(*st));
+
+	assert_true(seqs && st);
+	for (size_t i = 0; i < n; i++)
+		seqs[i] = from + i;
+	for (int round = 0; left > 0; round++) {
+		size_t k = 0;
+
+		assert_true(round < 10);
+		(void)write_seqs(f, w, seqs, left, 15000, st);
+		for (size_t i = 0; i < left; i++) {
+			assert_true(st[i] == 0 || st[i] == -EBUSY);
+			if (st[i] != 0)
+				seqs[k++] = seqs[i];
+		}
+		busy += k;
+		left = k;
+	}
+	free(seqs);
+	free(st);
+	return busy;
+}
+
+/*
+ * Produce requests fail: with the retriable errors librdkafka retries itself
+ * the idempotent producer resends and the write succeeds; errors it gives up
+ * on (librdkafka 2.0 treats NETWORK_EXCEPTION on Produce as permanent) come
+ * back as -EBUSY, never as durable.  Either way nothing is lost or doubled.
+ */
 static void test_produce_request_errors(void **state)
 {
 	const size_t total = 10000;
 	struct fx *f = *state;
 	struct ing_kafka_w *w = NULL;
 	struct ing_kafka_r *r;
+	size_t busy = 0;
 	char err[512];
 
 	tr_init(f, total, true);
 	assert_int_equal(ing_kafka_w_open(&f->cfg, &w, err, sizeof(err)), 0);
-	for (size_t done = 0; done < total; done += BATCH) {
-		if (done % 5000 == 0)
+	for (size_t done = 0; done < total / 2; done += BATCH) {
+		if (done % 2000 == 0)
 			rd_kafka_mock_push_request_errors(
-				f->mc, MOCK_PRODUCE_APIKEY, 6,
+				f->mc, MOCK_PRODUCE_APIKEY, 5,
 				RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
 				RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
 				RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
 				RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-				RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-				RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION);
+				RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
 		write_range(f, w, done, BATCH);
+	}
+	for (size_t done = total / 2; done < total; done += BATCH) {
+		if (done % 2000 == 0)
+			rd_kafka_mock_push_request_errors(
+				f->mc, MOCK_PRODUCE_APIKEY, 3,
+				RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+				RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+				RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION);
+		busy += write_until_durable(f, w, done, BATCH);
 	}
 	ing_kafka_w_close(w);
 
@@ -804,6 +847,7 @@ static void test_produce_request_errors(void **state)
 	read_quiet(f, &r, 1, NULL);
 	assert_int_equal(f->tr.distinct, total);
 	assert_int_equal(f->tr.dups, 0);
+	print_message("      injected errors: %zu records answered BUSY and re-sent\n", busy);
 	ing_kafka_r_close(r);
 }
 
