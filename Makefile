@@ -74,7 +74,7 @@ deps-test:
 
 bin/chatvault: $(BIN)
 	@mkdir -p bin
-	cp $(BIN) $@
+	rm -f $@ && cp $(BIN) $@
 
 $(BIN): $(MAIN_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJS) $(LIB) $(LDLIBS)

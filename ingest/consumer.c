@@ -116,8 +116,8 @@ static int prepare(const struct cfg *cfg, const struct ing_qbatch *b, size_t fro
 			}
 		}
 		if (rc) {
-			cv_warn("ingest", "quarantined record at %s position %" PRId64 ": %s",
-				"partition", m->position, reason);
+			cv_warn("ingest", "quarantined record (partition %" PRId32 ", position %" PRId64
+				"): %s", m->partition, m->position, reason);
 			w->q[w->nq++] = (struct sto_quarantine_row){
 				m->data, m->len, reason, m->partition, m->position };
 			continue;
@@ -174,10 +174,12 @@ static enum cv_result stage_one_by_one(const struct cfg *cfg, struct sto_db *db,
 		res = sto_stage_commit(db, ing_qr_source(r), w->rows, w->nrows, w->q, w->nq,
 				       w->pos, w->npos, &s, err, errlen);
 		if (res == CV_FAIL) {
+			char reason[512];
 			struct sto_quarantine_row q = {
-				b->msgs[i].data, b->msgs[i].len, err, b->msgs[i].partition,
+				b->msgs[i].data, b->msgs[i].len, reason, b->msgs[i].partition,
 				b->msgs[i].position };
 
+			snprintf(reason, sizeof(reason), "refused by the database: %.480s", err);
 			cv_warn("ingest", "record at position %" PRId64 " refused by the database,"
 				" quarantined: %s", b->msgs[i].position, err);
 			res = sto_stage_commit(db, ing_qr_source(r), NULL, 0, &q, 1, w->pos, w->npos,

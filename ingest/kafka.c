@@ -847,18 +847,43 @@ static int kr_lookup(struct ing_kafka_r *r, int32_t p, int64_t *offset)
 	return 0;
 }
 
+/*
+ * Out of memory while taking an assignment: still answer the protocol (the
+ * group must not wait on us) but keep every partition paused.  kr_accept()
+ * drops records of partitions we do not track, so nothing is read twice or
+ * skipped; the partitions are looked up again on the next rebalance.
+ */
+static void kr_assign_paused(struct ing_kafka_r *r, rd_kafka_t *rk,
+			     rd_kafka_topic_partition_list_t *given, bool coop)
+{
+	rd_kafka_error_t *error = NULL;
+
+	cv_err(KAFKA_COMP, "%s: out of memory taking %d partition(s): holding them paused",
+	       r->source, given->cnt);
+	if (coop)
+		error = rd_kafka_incremental_assign(rk, given);
+	else
+		(void)rd_kafka_assign(rk, given);
+	if (error)
+		rd_kafka_error_destroy(error);
+	(void)rd_kafka_pause_partitions(rk, given);
+}
+
 static void kr_on_assign(struct ing_kafka_r *r, rd_kafka_t *rk,
-			 const rd_kafka_topic_partition_list_t *given, bool coop)
+			 rd_kafka_topic_partition_list_t *given, bool coop)
 {
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(given);
 	rd_kafka_topic_partition_list_t *paused = rd_kafka_topic_partition_list_new(4);
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	rd_kafka_error_t *error = NULL;
+	int32_t maxp = -1;
 
-	if (!parts || !paused) {
-		/* Cannot even record the assignment: refuse it; the group
-		 * re-balances once this member's session runs out. */
-		cv_err(KAFKA_COMP, "%s: out of memory on assignment", r->source);
+	for (int i = 0; i < given->cnt; i++)
+		if (given->elems[i].partition > maxp)
+			maxp = given->elems[i].partition;
+	/* Grow the table before touching any state, so OOM leaves none half-set. */
+	if (!parts || !paused || (maxp >= 0 && !kr_part(r, maxp, true))) {
+		kr_assign_paused(r, rk, given, coop);
 		goto out;
 	}
 	if (!coop) {
@@ -868,14 +893,11 @@ static void kr_on_assign(struct ing_kafka_r *r, rd_kafka_t *rk,
 	}
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
-		struct kr_part *kp = kr_part(r, tp->partition, true);
+		struct kr_part *kp = kr_part(r, tp->partition, false);
 		int64_t off;
 
-		if (!kp) {
-			cv_err(KAFKA_COMP, "%s: out of memory on assignment", r->source);
-			goto out;
-		}
-		if (strcmp(tp->topic, r->topic) == 0 && kr_lookup(r, tp->partition, &off) == 0) {
+		if (kp && strcmp(tp->topic, r->topic) == 0 &&
+		    kr_lookup(r, tp->partition, &off) == 0) {
 			tp->offset = off;
 			kp->next = off >= 0 ? off : -1;
 			kr_set_state(r, kp, KR_ACTIVE);
@@ -884,8 +906,10 @@ static void kr_on_assign(struct ing_kafka_r *r, rd_kafka_t *rk,
 			 * that slip through are dropped in read, and the real
 			 * position is sought before resuming. */
 			tp->offset = RD_KAFKA_OFFSET_END;
-			kp->next = -1;
-			kr_set_state(r, kp, KR_PENDING);
+			if (kp) {
+				kp->next = -1;
+				kr_set_state(r, kp, KR_PENDING);
+			}
 			rd_kafka_topic_partition_list_add(paused, tp->topic, tp->partition);
 			r->retry_at = mono_ms() + KR_PENDING_RETRY_MS;
 		}
@@ -1127,6 +1151,22 @@ static bool kr_accept(struct ing_kafka_r *r, const rd_kafka_message_t *rkm)
 	return true;
 }
 
+/*
+ * Our topic has no compaction and no transactions, so offsets are
+ * contiguous: a jump means records were deleted (retention, or
+ * auto.offset.reset moved us) before they were staged.  Nothing can bring
+ * them back here; say so loudly, once per jump.
+ */
+static void kr_note_gap(const struct ing_kafka_r *r, const rd_kafka_message_t *rkm)
+{
+	int64_t next = r->parts[rkm->partition].next;
+
+	if (next >= 0 && rkm->offset > next)
+		cv_err(KAFKA_COMP, "%s [%" PRId32 "]: offsets %" PRId64 "..%" PRId64
+		       " are gone from the broker (retention?) and were never staged", r->source,
+		       rkm->partition, next, rkm->offset - 1);
+}
+
 enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, size_t max_records,
 				size_t max_bytes, int max_wait_ms, char *err, size_t errlen)
 {
@@ -1214,6 +1254,7 @@ enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, siz
 			return CV_RETRY;
 		}
 		bytes += rkm->len;
+		kr_note_gap(r, rkm);
 		r->parts[rkm->partition].next = rkm->offset + 1;
 		rd_kafka_message_destroy(rkm);
 	}
