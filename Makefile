@@ -56,7 +56,7 @@ LIB       = $(BUILD)/libchatvault.a
 BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
-	     test_adapters_text test_store test_producer
+	     test_adapters_text test_store test_producer test_kafka
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
@@ -114,7 +114,7 @@ check: deps-test $(BIN) unit integration
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put
+IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock
 
 $(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -124,6 +124,7 @@ export CV_IT_EVENTS
 integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_BINS)
 	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
 	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \
+	IT_KAFKA_MOCK=$(CURDIR)/$(BUILD)/tests/it_kafka_mock \
 	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
 		./$(INTEGRATION)
 

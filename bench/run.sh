@@ -23,7 +23,7 @@ data_dir = "$work/var";
 ingest = { batch_size = 5000; };
 adapters = ( { name = "archive"; type = "archive"; batch_size = 20000; } );
 CONF
-: > r_emit; : > r_ingest; : > r_copy; : > r_deliver; : > r_e2e; : > r_zstd; : > r_arch
+: > r_emit; : > r_ingest; : > r_copy; : > r_deliver; : > r_e2e; : > r_zstd; : > r_arch; : > r_bare
 for run in 1 2 3; do
 	dropdb --if-exists bench >/dev/null 2>&1; createdb bench; export PGDATABASE=bench
 	rm -rf var; $cv -c cv.conf migrate >/dev/null
@@ -48,6 +48,15 @@ PY
 	psql -XAtq -c "\\copy copy_base (event_id, type, ts, room, user_uri, source_server, source_seq, body) FROM 'rows.tsv'"
 	t5=$(now)
 	echo "$N / ($t5 - $t4)" | bc -l >> r_copy
+	# Baseline for delivery: a bare claim + DELETE loop over the same rows
+	# (what delivery would cost with an adapter that does nothing).
+	psql -XAtq -c "ALTER TABLE copy_base ADD COLUMN sid bigserial PRIMARY KEY" >/dev/null
+	t8=$(now)
+	while [ "$(psql -XAtq -c "WITH c AS (SELECT sid FROM copy_base ORDER BY sid LIMIT 20000),
+	          d AS (DELETE FROM copy_base b USING c WHERE b.sid = c.sid RETURNING b.body)
+	          SELECT count(*) FROM d")" != 0 ]; do :; done
+	t9=$(now)
+	echo "$N / ($t9 - $t8)" | bc -l >> r_bare
 	bytes=$(stat -c %s events.jsonl)
 	t6=$(now); zstd -3 -q -f events.jsonl -o e.zst; t7=$(now)
 	echo "$bytes / ($t7 - $t6) / 1048576" | bc -l >> r_zstd
@@ -65,4 +74,4 @@ row "end to end events/s ÷ raw COPY rows/s" "$(m r_e2e)" "$(m r_copy)"
 row "archive delivery MB/s ÷ zstd -3 MB/s" "$(m r_arch)" "$(m r_zstd)"
 row "archive size ÷ zstd -3 size (bytes)" "$asize" "$zsize"
 printf '%-44s %14.1f\n' "producer durable events/s (emit, spool)" "$(m r_emit)"
-printf '%-44s %14.1f\n' "delivery drain events/s (claim→archive→delete)" "$(m r_deliver)"
+row "delivery drain rows/s ÷ bare claim+DELETE" "$(m r_deliver)" "$(m r_bare)"

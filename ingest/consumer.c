@@ -199,7 +199,7 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 	struct batch_work w = { 0 };
 	struct ing_qr *r = NULL;
 	char err[1024];
-	int64_t backoff = 0;
+	int64_t backoff = 0, idle_since = 0;
 	int rc = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -253,10 +253,25 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 			continue;
 		}
 		if (b.n == 0) {
-			if (opts->once)
-				break;
+			/* --once: done when nothing is left.  Kafka needs its group
+			 * assignment before it knows (depth -1): wait for it, 60 s
+			 * at most. */
+			if (opts->once) {
+				int64_t depth = ing_qr_depth(r);
+
+				if (depth == 0)
+					break;
+				if (idle_since == 0)
+					idle_since = cv_time_mono_ms();
+				if (cv_time_mono_ms() - idle_since > 60000) {
+					cv_warn("ingest", "queue depth still %" PRId64 " after 60 s idle;"
+						" stopping", depth);
+					break;
+				}
+			}
 			continue;
 		}
+		idle_since = 0;
 		if (prepare(cfg, &b, 0, b.n, &w) != 0) {
 			cv_err("ingest", "out of memory preparing a batch");
 			rc = -ENOMEM;

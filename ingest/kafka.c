@@ -23,11 +23,14 @@
  *
  * Delivery semantics (writer): 0 means "a delivery report said persisted with
  * acks=all".  A record reported -EBUSY (timeout, queue full, broker down)
- * may still be delivered later by librdkafka's own retries; the caller will
- * also retry it, so Kafka is at-least-once on that path and staging
- * deduplicates by event id (design.md §3.2).  We never purge queued
- * messages on timeout: with the idempotent producer that would punch a hole
- * in the sequence numbers the broker expects.
+ * may still be delivered later by librdkafka (it was in flight, or the
+ * broker came back before message.timeout.ms, which we default to
+ * producer.busy_timeout_ms); the caller also re-sends it, so Kafka is
+ * at-least-once on that path and staging deduplicates by event id
+ * (design.md §3.2).  We never purge queued messages on timeout: with the
+ * idempotent producer that would punch a hole in the sequence numbers the
+ * broker expects.  Records of one room keep their order: once the local
+ * queue stays full past the deadline, the rest of the batch is not produced.
  *
  * Positions (reader): librdkafka never commits.  On every assignment the
  * rebalance callback asks pos_fn for the stored position and assigns at
@@ -362,8 +365,8 @@ static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t *
 			 * letting librdkafka deliver the old copy minutes later
 			 * would only double it.  So expire queued records about
 			 * when the caller's wait (producer.busy_timeout_ms) ends.
-			 * In-flight ones still finish (librdkafka never expires
-			 * those), so this narrows, not closes, the window. */
+			 * In-flight ones still finish or time out with their
+			 * request, so this narrows, not closes, the window. */
 			int mt = cfg->producer.busy_timeout_ms > 1000 ? cfg->producer.busy_timeout_ms
 								      : 1000;
 
@@ -426,7 +429,6 @@ struct kw_batch {
 	size_t pending;                 /* produced, no delivery report yet */
 	bool orphan;
 	rd_kafka_resp_err_t first_err;  /* first failed report, for the message */
-	size_t n;
 	struct kw_slot slot[];
 };
 
@@ -673,7 +675,6 @@ int ing_kafka_w_write(struct ing_kafka_w *w, struct ing_qrec *recs, size_t n, in
 			recs[i].status = -ENOMEM;
 		return -ENOMEM;
 	}
-	b->n = n;
 	for (i = 0; i < n; i++) {
 		b->slot[i].batch = b;
 		b->slot[i].status = -EBUSY;

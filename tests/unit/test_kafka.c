@@ -233,7 +233,7 @@ static int setup(void **state)
 	/* Short group timers: the mock holds every rebalance for
 	 * session.timeout.ms - 1 s, and the first join for 3 s (during which a
 	 * joining member sends no heartbeats, so the session must outlast it). */
-	add_prop(f, "consumer.session.timeout.ms", "4000");
+	add_prop(f, "consumer.session.timeout.ms", "3600");
 	add_prop(f, "consumer.heartbeat.interval.ms", "500");
 	add_prop(f, "consumer.fetch.wait.max.ms", "20");
 	add_prop(f, "reconnect.backoff.ms", "20");
@@ -921,7 +921,7 @@ static void test_position_lookup_failure_and_lag(void **state)
 
 	tr_init(f, first + second, true);
 	f->pm.fail_part = 2;
-	f->pm.fail_left = 2;
+	f->pm.fail_left = 1;
 	assert_int_equal(ing_kafka_w_open(&f->cfg, &w, err, sizeof(err)), 0);
 	write_range(f, w, 0, first);
 	r = reader_open(f);
