@@ -738,6 +738,8 @@ int ing_kafka_w_write(struct ing_kafka_w *w, struct ing_qrec *recs, size_t n, in
 		if (st != -EBUSY && !first_other)
 			first_other = st;
 	}
+	if (!nfail)
+		w->lasterr[0] = '\0';
 	if (nfail) {
 		rc = first_other ? first_other : -EBUSY;
 		if (b->pending)

@@ -35,8 +35,9 @@ void ing_kafka_w_close(struct ing_kafka_w *w);
 /* Same contract as ing_qw_write (without the seq, see queue.c). */
 int ing_kafka_w_write(struct ing_kafka_w *w, struct ing_qrec *recs, size_t n, int timeout_ms)
 	__attribute__((warn_unused_result));
-/* Why the last write (or the producer) failed, for the caller's one-line
- * error; "" when nothing failed.  Valid until the next call on w. */
+/* Why the last write failed (or what the producer last reported), for the
+ * caller's one-line error; "" after a write that succeeded.  Valid until the
+ * next call on w. */
 const char *ing_kafka_w_errstr(const struct ing_kafka_w *w);
 
 /*
