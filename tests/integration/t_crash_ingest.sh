@@ -1,7 +1,7 @@
 # kill -9 the consumer at random moments (20+ cycles) while events flow, and
 # kill -9 a producer mid-stream: staged ids == acknowledged ids, no duplicates.
 . "$REPO/tests/integration/lib.sh"
-N=${CV_IT_EVENTS:-100000}
+N=${CV_IT_EVENTS:-200000}
 cat > cv.conf <<CONF
 data_dir = "$WORK/var";
 ingest = { batch_size = 2000; max_wait_ms = 20; };

@@ -129,7 +129,7 @@ struct fx {
 	char topic[64];
 	char group[64];
 	const char *assignor;     /* NULL: librdkafka's default (eager) */
-	char keys[NROOMS][16];
+	char keys[NROOMS][24];
 	struct cfg cfg;
 	struct cfg_opt props[16];
 	struct posmap pm;
