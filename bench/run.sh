@@ -35,7 +35,7 @@ for run in 1 2 3; do
 	echo "$N / ($t3 - $t2)" | bc -l >> r_deliver
 	echo "$N / ($t3 - $t0)" | bc -l >> r_e2e
 	# Baseline: raw COPY of the same canonical rows into an identical table.
-	psql -XAtq -c "CREATE TABLE copy_base (LIKE chatvault.staged_events INCLUDING DEFAULTS)" 2>/dev/null
+	psql -XAtq -c "CREATE TABLE copy_base (LIKE chatvault.staged_events INCLUDING ALL)" 2>/dev/null
 	python3 - events.jsonl > rows.tsv <<'PY'
 import json, sys
 for l in open(sys.argv[1]):
@@ -50,10 +50,9 @@ PY
 	echo "$N / ($t5 - $t4)" | bc -l >> r_copy
 	# Baseline for delivery: a bare claim + DELETE loop over the same rows
 	# (what delivery would cost with an adapter that does nothing).
-	psql -XAtq -c "ALTER TABLE copy_base ADD COLUMN sid bigserial PRIMARY KEY" >/dev/null
 	t8=$(now)
-	while [ "$(psql -XAtq -c "WITH c AS (SELECT sid FROM copy_base ORDER BY sid LIMIT 20000),
-	          d AS (DELETE FROM copy_base b USING c WHERE b.sid = c.sid RETURNING b.body)
+	while [ "$(psql -XAtq -c "WITH c AS (SELECT staging_id FROM copy_base ORDER BY staging_id LIMIT 20000),
+	          d AS (DELETE FROM copy_base b USING c WHERE b.staging_id = c.staging_id RETURNING b.body)
 	          SELECT count(*) FROM d")" != 0 ]; do :; done
 	t9=$(now)
 	echo "$N / ($t9 - $t8)" | bc -l >> r_bare
@@ -71,7 +70,7 @@ printf '%-44s %14s %14s %8s\n' "measure" "ours" "baseline" "ratio"
 row() { printf '%-44s %14.1f %14.1f %8.3f\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 row "ingest rows/s ÷ raw COPY rows/s" "$(m r_ingest)" "$(m r_copy)"
 row "end to end events/s ÷ raw COPY rows/s" "$(m r_e2e)" "$(m r_copy)"
-row "archive delivery MB/s ÷ zstd -3 MB/s" "$(m r_arch)" "$(m r_zstd)"
+row "deliver (claim→tar+zstd→fsync→delete) MB/s ÷ zstd -3" "$(m r_arch)" "$(m r_zstd)"
 row "archive size ÷ zstd -3 size (bytes)" "$asize" "$zsize"
 printf '%-44s %14.1f\n' "producer durable events/s (emit, spool)" "$(m r_emit)"
 row "delivery drain rows/s ÷ bare claim+DELETE" "$(m r_deliver)" "$(m r_bare)"
