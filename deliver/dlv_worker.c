@@ -738,8 +738,9 @@ int dlv_run(const struct cfg *cfg, struct sto_db *db, const struct dlv_opts *opt
 		if (insts[i].state == INST_GAVE_UP)
 			rc = 1;
 out:
-	for (size_t i = 0; i < n + (rc == -EINVAL ? 1 : 0) && i < cfg->nadapters; i++) {
-		if (insts[i].ca)
+	/* insts has one slot per configured adapter; unused slots are zeroed. */
+	for (size_t i = 0; i < cfg->nadapters; i++) {
+		if (insts[i].adp)
 			release_lease(&w, insts[i].ca->name);
 		adp_instance_close(insts[i].adp);
 	}
