@@ -39,7 +39,7 @@ CONF_SRCS     = conf/cfg.c
 INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
 		ingest/consumer.c
 STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
-ADAPTER_SRCS  = adapters/registry.c adapters/archive.c adapters/bundle.c \
+ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c
 DELIVER_SRCS  = deliver/dlv_worker.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \

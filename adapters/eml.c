@@ -36,6 +36,8 @@
  */
 #include "adapter.h"
 #include "builtin.h"
+#include "adp_common.h"
+#include "cv_time.h"
 #include "cv_util.h"
 
 #include <ctype.h>
@@ -69,240 +71,6 @@ struct eml_state {
 	char *file_store;  /* attachments as <file_store>/<sha256>, or NULL */
 	int64_t max_attachment_bytes;
 };
-
-/* ---- event vocabulary ------------------------------------------------- */
-
-enum ev_kind {
-	K_JOIN, K_PART, K_POST, K_BACKCHAT, K_UPLOAD, K_DOWNLOAD, K_DELETE,
-	K_IM, K_IM_START, K_IM_END,
-};
-
-struct type_map {
-	const char *type;
-	enum ev_kind kind;
-	bool im;
-};
-
-static const struct type_map type_maps[] = {
-	{ "chat.join", K_JOIN, false },
-	{ "chat.part", K_PART, false },
-	{ "chat.post", K_POST, false },
-	{ "chat.backchat", K_BACKCHAT, false },
-	{ "chat.file.upload", K_UPLOAD, false },
-	{ "chat.file.download", K_DOWNLOAD, false },
-	{ "chat.delete", K_DELETE, false },
-	{ "im.message", K_IM, true },
-	{ "im.session.start", K_IM_START, true },
-	{ "im.session.end", K_IM_END, true },
-};
-
-static const struct type_map *type_lookup(const char *type)
-{
-	if (!type)
-		return NULL;
-	for (size_t i = 0; i < sizeof(type_maps) / sizeof(type_maps[0]); i++)
-		if (strcmp(type_maps[i].type, type) == 0)
-			return &type_maps[i];
-	return NULL;
-}
-
-/* The range every chatvault timestamp lies in (cv_time.h). */
-#define TS_MIN_MS INT64_C(0)
-#define TS_MAX_MS INT64_C(253402300799999)
-
-/*
- * Ingest validates events, so these only trip on a contract breach; blaming
- * the one event lets the worker quarantine it and deliver the rest.
- */
-static enum adp_result check_events(struct adp_batch *b)
-{
-	for (size_t i = 0; i < b->nevents; i++) {
-		const struct adp_event *e = &b->events[i];
-		const struct type_map *m = type_lookup(e->type);
-		const char *why = NULL;
-
-		if (!m)
-			why = "unknown event type";
-		else if (!e->user || !*e->user)
-			why = "event has no user";
-		else if (!m->im && (!e->room || !*e->room))
-			why = "chat event has no room";
-		else if (m->im && (!e->to || !*e->to))
-			why = "im event has no to";
-		else if (e->nfiles && !e->files)
-			why = "event file list missing";
-		else if (!e->json || e->json_len == 0)
-			why = "event has no canonical json";
-		else if (e->ts_ms < TS_MIN_MS || e->ts_ms > TS_MAX_MS)
-			why = "timestamp out of range";
-		if (why) {
-			snprintf(b->reason, sizeof(b->reason), "eml: staging id %" PRId64 ": %s (%s)",
-				 e->staging_id, why, e->type ? e->type : "no type");
-			b->fail_staging_id = e->staging_id;
-			return ADP_FAIL;
-		}
-	}
-	return ADP_OK;
-}
-
-/* "sip:alice@contoso.com;x" → "alice@contoso.com;x" (URI without its scheme). */
-static const char *sip_strip(const char *uri)
-{
-	if (strncasecmp(uri, "sip:", 4) == 0)
-		return uri + 4;
-	if (strncasecmp(uri, "sips:", 5) == 0)
-		return uri + 5;
-	return uri;
-}
-
-/* The address part (no parameters or headers) as a new string. */
-static char *sip_addr(const char *uri)
-{
-	const char *s = sip_strip(uri);
-
-	return strndup(s, strcspn(s, ";?"));
-}
-
-/* ---- conversations ---------------------------------------------------- */
-
-struct conv {
-	char *key;   /* room URI, or "im:<a>;<b>" */
-	char *name;  /* display name */
-	size_t *ev;  /* indices into the batch, staging order */
-	size_t nev;
-	size_t cap;
-};
-
-struct conv_set {
-	struct conv *v;
-	size_t n;
-	size_t cap;
-};
-
-static void convs_free(struct conv_set *cs)
-{
-	for (size_t i = 0; i < cs->n; i++) {
-		free(cs->v[i].key);
-		free(cs->v[i].name);
-		free(cs->v[i].ev);
-	}
-	free(cs->v);
-	memset(cs, 0, sizeof(*cs));
-}
-
-/* Last non-empty path segment of a room URI ("ma-chan://d/a/b" → "b"). */
-static char *room_name(const char *uri)
-{
-	size_t len = strlen(uri);
-	const char *end, *start;
-
-	while (len > 0 && uri[len - 1] == '/')
-		len--;
-	end = uri + len;
-	start = end;
-	while (start > uri && start[-1] != '/')
-		start--;
-	if (start == end)
-		return strdup(uri);
-	return strndup(start, (size_t)(end - start));
-}
-
-static int conv_identity(const struct adp_event *e, bool im, char **key, char **name)
-{
-	char *a = NULL, *b = NULL;
-	int rc = 0;
-
-	*key = *name = NULL;
-	if (!im) {
-		*key = strdup(e->room);
-		*name = room_name(e->room);
-		goto out;
-	}
-	a = sip_addr(e->user);
-	b = sip_addr(e->to);
-	if (!a || !b) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (strcmp(a, b) > 0) {
-		char *t = a;
-
-		a = b;
-		b = t;
-	}
-	if (asprintf(key, "im:%s;%s", a, b) < 0)
-		*key = NULL;
-	if (asprintf(name, "%s, %s", a, b) < 0)
-		*name = NULL;
-out:
-	free(a);
-	free(b);
-	if (rc == 0 && (!*key || !*name))
-		rc = -ENOMEM;
-	if (rc) {
-		free(*key);
-		free(*name);
-		*key = *name = NULL;
-	}
-	return rc;
-}
-
-static int conv_push(struct conv *c, size_t idx)
-{
-	if (c->nev == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		size_t *p = reallocarray(c->ev, cap, sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->ev = p;
-		c->cap = cap;
-	}
-	c->ev[c->nev++] = idx;
-	return 0;
-}
-
-/* Group the batch by conversation, in order of first appearance. */
-static int convs_build(const struct adp_batch *b, struct conv_set *cs)
-{
-	for (size_t i = 0; i < b->nevents; i++) {
-		const struct type_map *m = type_lookup(b->events[i].type);
-		char *key, *name;
-		size_t c;
-		int rc = conv_identity(&b->events[i], m->im, &key, &name);
-
-		if (rc)
-			return rc;
-		for (c = 0; c < cs->n; c++)
-			if (strcmp(cs->v[c].key, key) == 0)
-				break;
-		if (c < cs->n) {
-			free(key);
-			free(name);
-		} else {
-			if (cs->n == cs->cap) {
-				size_t cap = cs->cap ? cs->cap * 2 : 8;
-				struct conv *p = reallocarray(cs->v, cap, sizeof(*p));
-
-				if (!p) {
-					free(key);
-					free(name);
-					return -ENOMEM;
-				}
-				cs->v = p;
-				cs->cap = cap;
-			}
-			memset(&cs->v[c], 0, sizeof(cs->v[c]));
-			cs->v[c].key = key;
-			cs->v[c].name = name;
-			cs->n++;
-		}
-		rc = conv_push(&cs->v[c], i);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
 
 /* ---- encodings ---------------------------------------------------------- */
 
@@ -742,7 +510,7 @@ static const char *att_note(const struct att *a, const struct eml_state *st, cha
  * the store is (RETRY), since the copy may well be there.
  */
 static int atts_resolve(const struct eml_state *st, const struct adp_batch *b,
-			const struct conv *c, struct att_set *as, char *failed, size_t flen)
+			const struct adp_conv *c, struct att_set *as, char *failed, size_t flen)
 {
 	for (size_t i = 0; i < c->nev; i++) {
 		const struct adp_event *e = &b->events[c->ev[i]];
@@ -895,7 +663,7 @@ static void addrs_free(struct addr_list *l)
 /* Add the readable address of a SIP URI, once. */
 static int addrs_add(struct addr_list *l, const char *uri)
 {
-	char *a = sip_addr(uri);
+	char *a = adp_sip_addr(uri);
 
 	if (!a)
 		return -ENOMEM;
@@ -939,9 +707,9 @@ static int append_text(struct cv_buf *t, const char *s)
 static int transcript_event(struct cv_buf *t, const struct eml_state *st,
 			    const struct adp_event *e, const struct att_set *as)
 {
-	const struct type_map *m = type_lookup(e->type);
+	const struct adp_type_info *m = adp_type_info(e->type);
 	char tsbuf[80];
-	char *who = sip_addr(e->user), *to = e->to ? sip_addr(e->to) : NULL;
+	char *who = adp_sip_addr(e->user), *to = e->to ? adp_sip_addr(e->to) : NULL;
 	int rc;
 
 	if (!who || (e->to && !to)) {
@@ -952,36 +720,36 @@ static int transcript_event(struct cv_buf *t, const struct eml_state *st,
 	if (rc)
 		goto out;
 	switch (m->kind) {
-	case K_JOIN:
+	case ADP_K_JOIN:
 		rc = cv_buf_printf(t, " joined the room");
 		break;
-	case K_PART:
+	case ADP_K_PART:
 		rc = cv_buf_printf(t, " left the room");
 		break;
-	case K_POST:
-	case K_IM:
+	case ADP_K_POST:
+	case ADP_K_IM:
 		rc = cv_buf_printf(t, ": ");
 		if (!rc)
 			rc = append_text(t, e->text ? e->text : "");
 		break;
-	case K_BACKCHAT:
+	case ADP_K_BACKCHAT:
 		rc = cv_buf_printf(t, " read the room history");
 		break;
-	case K_UPLOAD:
+	case ADP_K_UPLOAD:
 		rc = cv_buf_printf(t, " uploaded %zu file(s)", e->nfiles);
 		break;
-	case K_DOWNLOAD:
+	case ADP_K_DOWNLOAD:
 		rc = cv_buf_printf(t, " downloaded %zu file(s)", e->nfiles);
 		break;
-	case K_DELETE:
+	case ADP_K_DELETE:
 		rc = cv_buf_printf(t, " deleted a message%s", e->text && *e->text ? ": " : "");
 		if (!rc && e->text)
 			rc = append_text(t, e->text);
 		break;
-	case K_IM_START:
+	case ADP_K_IM_START:
 		rc = cv_buf_printf(t, " started a conversation with %s", to);
 		break;
-	case K_IM_END:
+	case ADP_K_IM_END:
 		rc = cv_buf_printf(t, " ended the conversation with %s", to);
 		break;
 	}
@@ -1009,7 +777,7 @@ out:
 
 /* Everything one conversation's .eml holds; errors name the path in failed. */
 static int build_message(const struct eml_state *st, const struct adp_batch *b,
-			 const struct conv *c, struct cv_buf *out, char *failed, size_t flen,
+			 const struct adp_conv *c, struct cv_buf *out, char *failed, size_t flen,
 			 const char **verb)
 {
 	struct att_set atts = { 0 };
@@ -1033,7 +801,7 @@ static int build_message(const struct eml_state *st, const struct adp_batch *b,
 		const struct adp_event *e = &b->events[c->ev[i]];
 
 		rc = addrs_add(&people, e->user);
-		if (!rc && e->to && type_lookup(e->type)->im)
+		if (!rc && e->to && adp_type_info(e->type)->im)
 			rc = addrs_add(&people, e->to);
 		if (rc)
 			goto out;
@@ -1181,87 +949,6 @@ out:
 	return rc;
 }
 
-/* ---- output files ------------------------------------------------------------ */
-
-/* <base>/YYYY/MM/DD for the UTC day of ms. */
-static int day_dir(const char *base, int64_t ms, char *out, size_t outlen)
-{
-	int64_t secs = ms / 1000 - (ms % 1000 < 0);
-	time_t t = (time_t)secs;
-	struct tm tm;
-	int n;
-
-	if (!gmtime_r(&t, &tm))
-		return -EINVAL;
-	n = snprintf(out, outlen, "%s/%04d/%02d/%02d", base, tm.tm_year + 1900,
-		     tm.tm_mon + 1, tm.tm_mday);
-	if (n < 0 || (size_t)n >= outlen)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-/*
- * Make the day directory and fsync every parent up to the base's parent, so
- * a directory created here survives a crash together with the file in it.
- */
-static int make_day_dir(const char *base, const char *day, char *failed, size_t failedlen)
-{
-	char p[PATH_MAX];
-	size_t baselen = strlen(base);
-	int rc;
-
-	snprintf(failed, failedlen, "%s", day);
-	rc = cv_mkdir_p(day, 0750);
-	if (rc)
-		return rc;
-	snprintf(p, sizeof(p), "%s", day);
-	for (;;) {
-		char *slash = strrchr(p, '/');
-		size_t len = strlen(p);
-
-		if (len < baselen)
-			break;
-		if (!slash)
-			snprintf(p, sizeof(p), ".");
-		else if (slash == p)
-			p[1] = '\0';
-		else
-			*slash = '\0';
-		snprintf(failed, failedlen, "%s", p);
-		rc = cv_fsync_dir(p);
-		if (rc)
-			return rc;
-		if (len == baselen || strcmp(p, ".") == 0 || strcmp(p, "/") == 0)
-			break;
-	}
-	return 0;
-}
-
-/* The instance name as it may appear in a file name. */
-static char *safe_name(const char *name, const char *dflt)
-{
-	char *s = strdup(name && *name ? name : dflt);
-
-	for (char *p = s; p && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-			*p = '_';
-	return s;
-}
-
-static char *resolve_dir(const struct adp_env *env, const char *type)
-{
-	const char *d = adp_env_opt(env, "dir");
-	char *s = NULL;
-
-	if (d && *d)
-		return strdup(d);
-	if (asprintf(&s, "%s/%s", env->data_dir && *env->data_dir ? env->data_dir : ".",
-		     type) < 0)
-		return NULL;
-	return s;
-}
-
 /* ---- adapter ------------------------------------------------------------------- */
 
 static void eml_close(void *state)
@@ -1293,8 +980,8 @@ static int eml_init(const struct adp_env *env, void **state, char *err, size_t e
 		eml_close(st);
 		return -EINVAL;
 	}
-	st->dir = resolve_dir(env, "eml");
-	st->name = safe_name(env->name, "eml");
+	st->dir = adp_resolve_dir(env, "eml");
+	st->name = adp_safe_name(env->name, "eml");
 	if (env->file_store && *env->file_store)
 		st->file_store = strdup(env->file_store);
 	if (!st->dir || !st->name || (env->file_store && *env->file_store && !st->file_store)) {
@@ -1309,7 +996,7 @@ static int eml_init(const struct adp_env *env, void **state, char *err, size_t e
 static enum adp_result eml_deliver(void *state, struct adp_batch *b)
 {
 	const struct eml_state *st = state;
-	struct conv_set cs = { 0 };
+	struct adp_conv_set cs = { 0 };
 	struct cv_buf data = { 0 };
 	struct cv_sha256 *chain = NULL;
 	char day[PATH_MAX], path[PATH_MAX], failed[PATH_MAX];
@@ -1325,19 +1012,19 @@ static enum adp_result eml_deliver(void *state, struct adp_batch *b)
 			 b->chain_prev ? b->chain_prev : "");
 		return ADP_OK;
 	}
-	res = check_events(b);
+	res = adp_check_events(b, "eml", true);
 	if (res != ADP_OK)
 		return res;
 	res = ADP_RETRY;
 	snprintf(failed, sizeof(failed), "%s", st->dir);
-	rc = convs_build(b, &cs);
+	rc = adp_convs_build(b, &cs);
 	if (!rc)
-		rc = day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
+		rc = adp_day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
 	chain = rc ? NULL : cv_sha256_new();
 	if (!rc && !chain)
 		rc = -ENOMEM;
 	if (!rc)
-		rc = make_day_dir(st->dir, day, failed, sizeof(failed));
+		rc = adp_make_day_dir(st->dir, day, failed, sizeof(failed));
 	if (rc)
 		goto io_error;
 	cv_sha256_update(chain, b->chain_prev ? b->chain_prev : "",
@@ -1387,7 +1074,7 @@ io_error:
 out:
 	cv_sha256_free(chain);
 	cv_buf_free(&data);
-	convs_free(&cs);
+	adp_convs_free(&cs);
 	return res;
 }
 

@@ -15,6 +15,8 @@
  */
 #include "adapter.h"
 #include "builtin.h"
+#include "adp_common.h"
+#include "cv_time.h"
 #include "cv_util.h"
 
 #include <errno.h>
@@ -35,89 +37,6 @@ struct jsonl_state {
 	char *name;  /* instance name, made safe for file names */
 };
 
-/* The range every chatvault timestamp lies in (cv_time.h). */
-#define TS_MIN_MS INT64_C(0)
-#define TS_MAX_MS INT64_C(253402300799999)
-
-/* <base>/YYYY/MM/DD for the UTC day of ms. */
-static int day_dir(const char *base, int64_t ms, char *out, size_t outlen)
-{
-	int64_t secs = ms / 1000 - (ms % 1000 < 0);
-	time_t t = (time_t)secs;
-	struct tm tm;
-	int n;
-
-	if (!gmtime_r(&t, &tm))
-		return -EINVAL;
-	n = snprintf(out, outlen, "%s/%04d/%02d/%02d", base, tm.tm_year + 1900,
-		     tm.tm_mon + 1, tm.tm_mday);
-	if (n < 0 || (size_t)n >= outlen)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-/*
- * Make the day directory and fsync every parent up to the base's parent, so
- * a directory created here survives a crash together with the file in it.
- */
-static int make_day_dir(const char *base, const char *day, char *failed, size_t failedlen)
-{
-	char p[PATH_MAX];
-	size_t baselen = strlen(base);
-	int rc;
-
-	snprintf(failed, failedlen, "%s", day);
-	rc = cv_mkdir_p(day, 0750);
-	if (rc)
-		return rc;
-	snprintf(p, sizeof(p), "%s", day);
-	for (;;) {
-		char *slash = strrchr(p, '/');
-		size_t len = strlen(p);
-
-		if (len < baselen)
-			break;
-		if (!slash)
-			snprintf(p, sizeof(p), ".");
-		else if (slash == p)
-			p[1] = '\0';
-		else
-			*slash = '\0';
-		snprintf(failed, failedlen, "%s", p);
-		rc = cv_fsync_dir(p);
-		if (rc)
-			return rc;
-		if (len == baselen || strcmp(p, ".") == 0 || strcmp(p, "/") == 0)
-			break;
-	}
-	return 0;
-}
-
-/* The instance name as it may appear in a file name. */
-static char *safe_name(const char *name, const char *dflt)
-{
-	char *s = strdup(name && *name ? name : dflt);
-
-	for (char *p = s; p && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-			*p = '_';
-	return s;
-}
-
-static char *resolve_dir(const struct adp_env *env, const char *type)
-{
-	const char *d = adp_env_opt(env, "dir");
-	char *s = NULL;
-
-	if (d && *d)
-		return strdup(d);
-	if (asprintf(&s, "%s/%s", env->data_dir && *env->data_dir ? env->data_dir : ".",
-		     type) < 0)
-		return NULL;
-	return s;
-}
-
 static void jsonl_close(void *state)
 {
 	struct jsonl_state *st = state;
@@ -135,8 +54,8 @@ static int jsonl_init(const struct adp_env *env, void **state, char *err, size_t
 
 	*state = NULL;
 	if (st) {
-		st->dir = resolve_dir(env, "jsonl");
-		st->name = safe_name(env->name, "jsonl");
+		st->dir = adp_resolve_dir(env, "jsonl");
+		st->name = adp_safe_name(env->name, "jsonl");
 	}
 	if (!st || !st->dir || !st->name) {
 		jsonl_close(st);
@@ -162,7 +81,7 @@ static enum adp_result check_events(struct adp_batch *b)
 			why = "event has no canonical json";
 		else if (memchr(e->json, '\n', e->json_len) || memchr(e->json, '\r', e->json_len))
 			why = "canonical json contains a line break";
-		else if (i == 0 && (e->ts_ms < TS_MIN_MS || e->ts_ms > TS_MAX_MS))
+		else if (i == 0 && (e->ts_ms < CV_TIME_MIN_MS || e->ts_ms > CV_TIME_MAX_MS))
 			why = "timestamp out of range";
 		if (why) {
 			snprintf(b->reason, sizeof(b->reason), "jsonl: staging id %" PRId64 ": %s",
@@ -196,7 +115,7 @@ static enum adp_result jsonl_deliver(void *state, struct adp_batch *b)
 		return res;
 	res = ADP_RETRY;
 	snprintf(failed, sizeof(failed), "%s", st->dir);
-	rc = day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
+	rc = adp_day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
 	if (rc)
 		goto io_error;
 	n = snprintf(path, sizeof(path), "%s/%s-%016" PRId64 "-%016" PRId64 ".jsonl", day,
@@ -216,7 +135,7 @@ static enum adp_result jsonl_deliver(void *state, struct adp_batch *b)
 		rc = -ENOMEM;
 	if (rc)
 		goto io_error;
-	rc = make_day_dir(st->dir, day, failed, sizeof(failed));
+	rc = adp_make_day_dir(st->dir, day, failed, sizeof(failed));
 	if (rc)
 		goto io_error;
 	rc = cv_write_file_atomic(path, data.data, data.len, 0640);

@@ -54,6 +54,8 @@
 #include "adapter.h"
 #include "builtin.h"
 #include "cv_log.h"
+#include "adp_common.h"
+#include "cv_time.h"
 #include "cv_util.h"
 
 #include <errno.h>
@@ -96,236 +98,6 @@ struct xml_state {
 	bool user_details;
 	bool attachments_manifest;
 };
-
-/* ---- event vocabulary ------------------------------------------------- */
-
-struct type_map {
-	const char *type;
-	const char *xml;
-	bool im;
-};
-
-static const struct type_map type_maps[] = {
-	{ "chat.join", "JOIN", false },
-	{ "chat.part", "PART", false },
-	{ "chat.post", "CHAT", false },
-	{ "chat.backchat", "BACKCHAT", false },
-	{ "chat.file.upload", "FILEUPLOAD", false },
-	{ "chat.file.download", "FILEDOWNLOAD", false },
-	{ "chat.delete", "DELETE", false },
-	{ "im.message", "CHAT", true },
-	{ "im.session.start", "JOIN", true },
-	{ "im.session.end", "PART", true },
-};
-
-static const struct type_map *type_lookup(const char *type)
-{
-	if (!type)
-		return NULL;
-	for (size_t i = 0; i < sizeof(type_maps) / sizeof(type_maps[0]); i++)
-		if (strcmp(type_maps[i].type, type) == 0)
-			return &type_maps[i];
-	return NULL;
-}
-
-/* The range every chatvault timestamp lies in (cv_time.h), so the .NET
- * ticks arithmetic cannot overflow. */
-#define TS_MIN_MS INT64_C(0)
-#define TS_MAX_MS INT64_C(253402300799999)
-
-/*
- * Ingest validates events, so these only trip on a contract breach; blaming
- * the one event lets the worker quarantine it and deliver the rest.
- */
-static enum adp_result check_events(struct adp_batch *b)
-{
-	for (size_t i = 0; i < b->nevents; i++) {
-		const struct adp_event *e = &b->events[i];
-		const struct type_map *m = type_lookup(e->type);
-		const char *why = NULL;
-
-		if (!m)
-			why = "unknown event type";
-		else if (!e->user || !*e->user)
-			why = "event has no user";
-		else if (!m->im && (!e->room || !*e->room))
-			why = "chat event has no room";
-		else if (m->im && (!e->to || !*e->to))
-			why = "im event has no to";
-		else if (e->nfiles && !e->files)
-			why = "event file list missing";
-		else if (e->ts_ms < TS_MIN_MS || e->ts_ms > TS_MAX_MS)
-			why = "timestamp out of range";
-		if (why) {
-			snprintf(b->reason, sizeof(b->reason), "xml: staging id %" PRId64 ": %s (%s)",
-				 e->staging_id, why, e->type ? e->type : "no type");
-			b->fail_staging_id = e->staging_id;
-			return ADP_FAIL;
-		}
-	}
-	return ADP_OK;
-}
-
-/* "sip:alice@contoso.com;x" → "alice@contoso.com;x" (URI without its scheme). */
-static const char *sip_strip(const char *uri)
-{
-	if (strncasecmp(uri, "sip:", 4) == 0)
-		return uri + 4;
-	if (strncasecmp(uri, "sips:", 5) == 0)
-		return uri + 5;
-	return uri;
-}
-
-/* The address part (no parameters or headers) as a new string. */
-static char *sip_addr(const char *uri)
-{
-	const char *s = sip_strip(uri);
-
-	return strndup(s, strcspn(s, ";?"));
-}
-
-/* ---- conversations ---------------------------------------------------- */
-
-struct conv {
-	char *key;   /* room URI, or "im:<a>;<b>" */
-	char *name;  /* display name */
-	bool im;
-	size_t *ev;  /* indices into the batch, staging order */
-	size_t nev;
-	size_t cap;
-};
-
-struct conv_set {
-	struct conv *v;
-	size_t n;
-	size_t cap;
-};
-
-static void convs_free(struct conv_set *cs)
-{
-	for (size_t i = 0; i < cs->n; i++) {
-		free(cs->v[i].key);
-		free(cs->v[i].name);
-		free(cs->v[i].ev);
-	}
-	free(cs->v);
-	memset(cs, 0, sizeof(*cs));
-}
-
-/* Last non-empty path segment of a room URI ("ma-chan://d/a/b" → "b"). */
-static char *room_name(const char *uri)
-{
-	size_t len = strlen(uri);
-	const char *end, *start;
-
-	while (len > 0 && uri[len - 1] == '/')
-		len--;
-	end = uri + len;
-	start = end;
-	while (start > uri && start[-1] != '/')
-		start--;
-	if (start == end)
-		return strdup(uri);
-	return strndup(start, (size_t)(end - start));
-}
-
-static int conv_identity(const struct adp_event *e, bool im, char **key, char **name)
-{
-	char *a = NULL, *b = NULL;
-	int rc = 0;
-
-	*key = *name = NULL;
-	if (!im) {
-		*key = strdup(e->room);
-		*name = room_name(e->room);
-		goto out;
-	}
-	a = sip_addr(e->user);
-	b = sip_addr(e->to);
-	if (!a || !b) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (strcmp(a, b) > 0) {
-		char *t = a;
-
-		a = b;
-		b = t;
-	}
-	if (asprintf(key, "im:%s;%s", a, b) < 0)
-		*key = NULL;
-	if (asprintf(name, "%s, %s", a, b) < 0)
-		*name = NULL;
-out:
-	free(a);
-	free(b);
-	if (rc == 0 && (!*key || !*name))
-		rc = -ENOMEM;
-	if (rc) {
-		free(*key);
-		free(*name);
-		*key = *name = NULL;
-	}
-	return rc;
-}
-
-static int conv_push(struct conv *c, size_t idx)
-{
-	if (c->nev == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		size_t *p = reallocarray(c->ev, cap, sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->ev = p;
-		c->cap = cap;
-	}
-	c->ev[c->nev++] = idx;
-	return 0;
-}
-
-/* Group the batch by conversation, in order of first appearance. */
-static int convs_build(const struct adp_batch *b, struct conv_set *cs)
-{
-	for (size_t i = 0; i < b->nevents; i++) {
-		const struct type_map *m = type_lookup(b->events[i].type);
-		char *key, *name;
-		size_t c;
-		int rc = conv_identity(&b->events[i], m->im, &key, &name);
-
-		if (rc)
-			return rc;
-		for (c = 0; c < cs->n; c++)
-			if (strcmp(cs->v[c].key, key) == 0)
-				break;
-		if (c < cs->n) {
-			free(key);
-			free(name);
-		} else {
-			if (cs->n == cs->cap) {
-				size_t cap = cs->cap ? cs->cap * 2 : 8;
-				struct conv *p = reallocarray(cs->v, cap, sizeof(*p));
-
-				if (!p) {
-					free(key);
-					free(name);
-					return -ENOMEM;
-				}
-				cs->v = p;
-				cs->cap = cap;
-			}
-			memset(&cs->v[c], 0, sizeof(cs->v[c]));
-			cs->v[c].key = key;
-			cs->v[c].name = name;
-			cs->v[c].im = m->im;
-			cs->n++;
-		}
-		rc = conv_push(&cs->v[c], i);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
 
 /* ---- XML 1.0 character hygiene ---------------------------------------- */
 
@@ -551,7 +323,7 @@ static long users_add(struct xusers *u, const char *uri)
 /* Sender/User attributes: UserName id email internal uri. */
 static void x_user_attrs(struct xw *x, const struct xml_state *st, const char *uri, long id)
 {
-	char *addr = sip_addr(uri);
+	char *addr = adp_sip_addr(uri);
 	const char *at, *domain;
 	char *user;
 
@@ -575,7 +347,7 @@ static void x_user_attrs(struct xw *x, const struct xml_state *st, const char *u
 	x_attr(x, "internal",
 	       !st->internal_domain || strcasecmp(domain, st->internal_domain) == 0 ?
 	       "true" : "false");
-	x_attr(x, "uri", sip_strip(uri));
+	x_attr(x, "uri", adp_sip_strip(uri));
 	free(user);
 	free(addr);
 }
@@ -597,23 +369,23 @@ static int join_file_names(const struct adp_event *e, struct cv_buf *out)
 static void x_message(struct xw *x, const struct xml_state *st, const struct xusers *users,
 		      const struct adp_event *e, const char *el)
 {
-	const struct type_map *m = type_lookup(e->type);
+	const struct adp_type_info *m = adp_type_info(e->type);
 	size_t bad = event_invalid_count(e);
 	struct cv_buf names = { 0 };
 	const char *content = e->text ? e->text : "";
 
-	if (!strcmp(m->xml, "FILEUPLOAD") || !strcmp(m->xml, "FILEDOWNLOAD")) {
+	if (!strcmp(m->lync, "FILEUPLOAD") || !strcmp(m->lync, "FILEDOWNLOAD")) {
 		if (join_file_names(e, &names)) {
 			if (!x->err)
 				x->err = -ENOMEM;
 			return;
 		}
 		content = names.data;
-	} else if (!strcmp(m->xml, "JOIN") || !strcmp(m->xml, "PART")) {
+	} else if (!strcmp(m->lync, "JOIN") || !strcmp(m->lync, "PART")) {
 		content = "";
 	}
 	x_start(x, el);
-	x_attr(x, "type", m->xml);
+	x_attr(x, "type", m->lync);
 	x_attr(x, "content", content);
 	x_attr_i64(x, "id", e->staging_id);
 	if (bad)
@@ -638,7 +410,7 @@ static void x_message(struct xw *x, const struct xml_state *st, const struct xus
 }
 
 /* "scheme://domain/path" parts for room_details; pointers into uri. */
-static void x_description(struct xw *x, const struct conv *c, size_t nparticipants)
+static void x_description(struct xw *x, const struct adp_conv *c, size_t nparticipants)
 {
 	const char *uri = c->key, *colon = strchr(uri, ':');
 	char *scheme = NULL, *domain = NULL;
@@ -675,7 +447,7 @@ out:
 }
 
 static void x_conversation(struct xw *x, const struct xml_state *st, struct xusers *users,
-			   const struct adp_batch *b, const struct conv *c)
+			   const struct adp_batch *b, const struct adp_conv *c)
 {
 	struct xusers local = { 0 };  /* this conversation's participants */
 	int64_t start = INT64_MAX, end = INT64_MIN;
@@ -755,7 +527,7 @@ static int x_finish(struct xw *x, xmlBufferPtr buf, struct cv_buf *out)
 
 /* One compliance document holding the conversations convs[0..n). */
 static int build_document(const struct xml_state *st, const struct adp_batch *b,
-			  const struct conv *convs, size_t n, struct cv_buf *out)
+			  const struct adp_conv *convs, size_t n, struct cv_buf *out)
 {
 	struct xw x = { 0 };
 	struct xusers users = { 0 };
@@ -793,7 +565,7 @@ out:
 }
 
 /* The CreateFileAttachmentsManifest companion of one document. */
-static int build_manifest(const struct adp_batch *b, const struct conv *convs, size_t n,
+static int build_manifest(const struct adp_batch *b, const struct adp_conv *convs, size_t n,
 			  const char *doc_name, struct cv_buf *out)
 {
 	struct xw x = { 0 };
@@ -820,9 +592,9 @@ static int build_manifest(const struct adp_batch *b, const struct conv *convs, s
 				x_attr_i64(&x, "size", e->files[f].size);
 				x_attr(&x, "sha256", e->files[f].sha256);
 				x_attr_i64(&x, "messageId", e->staging_id);
-				x_attr(&x, "type", type_lookup(e->type)->xml);
+				x_attr(&x, "type", adp_type_info(e->type)->lync);
 				x_attr(&x, "channel", convs[c].key);
-				x_attr(&x, "sender", sip_strip(e->user));
+				x_attr(&x, "sender", adp_sip_strip(e->user));
 				x_end(&x);
 			}
 		}
@@ -875,60 +647,6 @@ static struct out_file *outs_add(struct out_list *o)
 	return &o->v[o->n++];
 }
 
-/* <base>/YYYY/MM/DD for the UTC day of ms. */
-static int day_dir(const char *base, int64_t ms, char *out, size_t outlen)
-{
-	int64_t secs = ms / 1000 - (ms % 1000 < 0);
-	time_t t = (time_t)secs;
-	struct tm tm;
-	int n;
-
-	if (!gmtime_r(&t, &tm))
-		return -EINVAL;
-	n = snprintf(out, outlen, "%s/%04d/%02d/%02d", base, tm.tm_year + 1900,
-		     tm.tm_mon + 1, tm.tm_mday);
-	if (n < 0 || (size_t)n >= outlen)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-/*
- * Make the day directory and fsync every parent up to the base's parent, so
- * a directory created here survives a crash together with the file in it.
- */
-static int make_day_dir(const char *base, const char *day, char *failed, size_t failedlen)
-{
-	char p[PATH_MAX];
-	size_t baselen = strlen(base);
-	int rc;
-
-	snprintf(failed, failedlen, "%s", day);
-	rc = cv_mkdir_p(day, 0750);
-	if (rc)
-		return rc;
-	snprintf(p, sizeof(p), "%s", day);
-	for (;;) {
-		char *slash = strrchr(p, '/');
-		size_t len = strlen(p);
-
-		if (len < baselen)
-			break;
-		if (!slash)
-			snprintf(p, sizeof(p), ".");
-		else if (slash == p)
-			p[1] = '\0';
-		else
-			*slash = '\0';
-		snprintf(failed, failedlen, "%s", p);
-		rc = cv_fsync_dir(p);
-		if (rc)
-			return rc;
-		if (len == baselen || strcmp(p, ".") == 0 || strcmp(p, "/") == 0)
-			break;
-	}
-	return 0;
-}
-
 /*
  * Publish every file in order.  Any I/O error is ADP_RETRY: full disks,
  * read-only mounts and permissions are the operator's to fix, and nothing in
@@ -943,7 +661,7 @@ static enum adp_result publish(const char *component, const char *base, const ch
 	const char *first_primary = NULL;
 	int rc;
 
-	rc = make_day_dir(base, day, failed, sizeof(failed));
+	rc = adp_make_day_dir(base, day, failed, sizeof(failed));
 	if (rc)
 		goto io_error;
 	chain = cv_sha256_new();
@@ -999,31 +717,6 @@ static int opt_bool(const struct adp_env *env, const char *key, bool *out, char 
 	return -EINVAL;
 }
 
-/* The instance name as it may appear in a file name. */
-static char *safe_name(const char *name, const char *dflt)
-{
-	char *s = strdup(name && *name ? name : dflt);
-
-	for (char *p = s; p && *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-			*p = '_';
-	return s;
-}
-
-static char *resolve_dir(const struct adp_env *env, const char *type)
-{
-	const char *d = adp_env_opt(env, "dir");
-	char *s = NULL;
-
-	if (d && *d)
-		return strdup(d);
-	if (asprintf(&s, "%s/%s", env->data_dir && *env->data_dir ? env->data_dir : ".",
-		     type) < 0)
-		return NULL;
-	return s;
-}
-
 static void xml_close(void *state)
 {
 	struct xml_state *st = state;
@@ -1054,8 +747,8 @@ static int xml_init(const struct adp_env *env, void **state, char *err, size_t e
 	    opt_bool(env, "user_details", &st->user_details, err, errlen) ||
 	    opt_bool(env, "attachments_manifest", &st->attachments_manifest, err, errlen))
 		goto fail;
-	st->dir = resolve_dir(env, "xml");
-	st->name = safe_name(env->name, "xml");
+	st->dir = adp_resolve_dir(env, "xml");
+	st->name = adp_safe_name(env->name, "xml");
 	if (dom && *dom)
 		st->internal_domain = strdup(dom);
 	if (!st->dir || !st->name || (dom && *dom && !st->internal_domain)) {
@@ -1071,7 +764,7 @@ fail:
 
 /* Queue one document (and its manifest) named <day>/<stem>.xml. */
 static int add_document(const struct xml_state *st, const struct adp_batch *b,
-			const struct conv *convs, size_t n, const char *day, const char *stem,
+			const struct adp_conv *convs, size_t n, const char *day, const char *stem,
 			struct out_list *outs)
 {
 	struct out_file *f = outs_add(outs);
@@ -1124,7 +817,7 @@ static int make_stem(char *out, size_t outlen, const char *name, const struct ad
 static enum adp_result xml_deliver(void *state, struct adp_batch *b)
 {
 	const struct xml_state *st = state;
-	struct conv_set cs = { 0 };
+	struct adp_conv_set cs = { 0 };
 	struct out_list outs = { 0 };
 	enum adp_result res;
 	char day[PATH_MAX], stem[512];
@@ -1139,13 +832,13 @@ static enum adp_result xml_deliver(void *state, struct adp_batch *b)
 			 b->chain_prev ? b->chain_prev : "");
 		return ADP_OK;
 	}
-	res = check_events(b);
+	res = adp_check_events(b, "xml", false);
 	if (res != ADP_OK)
 		return res;
 	res = ADP_RETRY;
-	rc = convs_build(b, &cs);
+	rc = adp_convs_build(b, &cs);
 	if (!rc)
-		rc = day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
+		rc = adp_day_dir(st->dir, b->events[0].ts_ms, day, sizeof(day));
 	if (rc)
 		goto build_error;
 	if (!st->one_room_per_file) {
@@ -1174,7 +867,7 @@ build_error:
 		 st->dir, strerror(-rc));
 out:
 	outs_free(&outs);
-	convs_free(&cs);
+	adp_convs_free(&cs);
 	return res;
 }
 
