@@ -56,7 +56,6 @@ struct worker {
 	struct dlv_stats *st;
 	char holder[128];
 	char host[64];
-	char required[1024];   /* '{a,b}' array literal of required instance names */
 	unsigned int seed;
 	struct batch_mem mem;
 };
