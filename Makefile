@@ -25,7 +25,7 @@ SANFLAGS =
 OPT     = -O2
 endif
 
-INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Icli
+INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Icli
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -MMD -MP $(SANFLAGS) \
@@ -42,14 +42,15 @@ STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
 ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c
 DELIVER_SRCS  = deliver/dlv_worker.c
+RETENTION_SRCS =
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
-MIGRATIONS    = schema/001_staging.sql
+MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql
 
 LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
-	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(CLI_SRCS)
+	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CLI_SRCS)
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/schema_sql.o
 MAIN_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS))
 LIB       = $(BUILD)/libchatvault.a

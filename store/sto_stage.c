@@ -16,16 +16,25 @@ static const char create_tmp_sql[] =
 	" ord int, event_id uuid, type text, ts timestamptz, room text, user_uri text,"
 	" source_server text, source_seq bigint, body text) ON COMMIT DELETE ROWS";
 
+/* Staging ids come from chatvault.staging_counter (migration 002), not the
+ * identity sequence, so a rolled-back staging transaction leaves no hole:
+ * the ids stay dense and verify can tell a missing event from a crash.
+ * The advisory lock taken first serialises every writer of the counter. */
 static const char insert_sql[] =
 	"WITH fresh AS ("
 	"  INSERT INTO chatvault.seen_events (event_id)"
 	"  SELECT DISTINCT event_id FROM cv_stage_in"
 	"  ON CONFLICT DO NOTHING RETURNING event_id),"
-	" firsts AS (SELECT DISTINCT ON (event_id) * FROM cv_stage_in ORDER BY event_id, ord)"
-	" INSERT INTO chatvault.staged_events"
-	"  (event_id, type, ts, room, user_uri, source_server, source_seq, body)"
-	" SELECT f.event_id, f.type, f.ts, f.room, f.user_uri, f.source_server, f.source_seq, f.body"
-	" FROM firsts f JOIN fresh USING (event_id) ORDER BY f.ord";
+	" firsts AS (SELECT DISTINCT ON (event_id) * FROM cv_stage_in ORDER BY event_id, ord),"
+	" c AS (SELECT last_id FROM chatvault.staging_counter),"
+	" ins AS (INSERT INTO chatvault.staged_events"
+	"  (staging_id, event_id, type, ts, room, user_uri, source_server, source_seq, body)"
+	"  OVERRIDING SYSTEM VALUE"
+	"  SELECT c.last_id + row_number() OVER (ORDER BY f.ord), f.event_id, f.type, f.ts,"
+	"   f.room, f.user_uri, f.source_server, f.source_seq, f.body"
+	"  FROM firsts f JOIN fresh USING (event_id) CROSS JOIN c RETURNING 1)"
+	" UPDATE chatvault.staging_counter SET last_id = last_id + n.cnt"
+	" FROM (SELECT count(*) AS cnt FROM ins) n RETURNING n.cnt";
 
 static const char participants_sql[] =
 	"WITH j AS (INSERT INTO chatvault.participants (room, user_uri, joined_at)"
@@ -301,7 +310,7 @@ enum cv_result sto_stage_commit(struct sto_db *db, const char *source,
 		if ((r = sto_exec(db, "insert staged events", insert_sql, 0, NULL, &res, err,
 				  errlen)) != CV_OK)
 			goto fail;
-		st->staged = strtoll(PQcmdTuples(res), NULL, 10);
+		st->staged = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 		st->duplicates = (int64_t)nrows - st->staged;
 		PQclear(res);
 		res = NULL;
