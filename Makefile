@@ -42,9 +42,9 @@ STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
 ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c
 DELIVER_SRCS  = deliver/dlv_worker.c
-RETENTION_SRCS =
+RETENTION_SRCS = retention/ret_policy.c retention/ret_admin.c retention/ret_run.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
-		cli/cmd_deliver.c cli/cmd_status.c
+		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
 MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql
@@ -57,7 +57,7 @@ LIB       = $(BUILD)/libchatvault.a
 BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
-	     test_adapters_text test_store test_producer test_kafka
+	     test_adapters_text test_store test_producer test_kafka test_retention
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top="$here/.."
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 if [ -z "${CV_IN_VIRTUALENV:-}" ]; then
-	exec env CV_IN_VIRTUALENV=1 pg_virtualenv -o shared_buffers=256MB "$0" "$@"
+	exec env CV_IN_VIRTUALENV=1 pg_virtualenv -t -o shared_buffers=256MB "$0" "$@"
 fi
 N=${N:-$([ -n "${QUICK:-}" ] && echo 20000 || echo 200000)}
 cv="$top/bin/chatvault"

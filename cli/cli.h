@@ -14,6 +14,8 @@
 #define CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "cfg.h"
 
@@ -61,5 +63,14 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_quarantine(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_retention(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_hold(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_erase(struct cli_ctx *ctx, int argc, char **argv);
+
+/* The retention clock: system time, or CHATVAULT_NOW (announced); 0 or -1
+ * with the error printed. */
+int cli_retention_clock(const struct cli_ctx *ctx, int64_t *now_ms, bool *overridden);
+/* One retention run printing to out (used by `retention` and `run`). */
+int cli_retention_once(struct cli_ctx *ctx, struct sto_db *db, bool dry_run, FILE *out);
 
 #endif

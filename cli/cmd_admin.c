@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ret_policy.h"
 #include "cv_log.h"
 #include "sto_db.h"
 #include "sto_migrate.h"
@@ -41,16 +42,26 @@ int cmd_migrate(struct cli_ctx *ctx, int argc, char **argv)
 
 int cmd_config(struct cli_ctx *ctx, int argc, char **argv)
 {
-	int rc;
+	const char *room = NULL, *user = NULL;
+	int rc, i;
 
-	if (argc != 2 || strcmp(argv[1], "check") != 0) {
-		cli_error(ctx, "usage: chatvault [-c FILE] config check");
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--room") == 0)
+			room = argv[i + 1];
+		else if (strcmp(argv[i], "--user") == 0)
+			user = argv[i + 1];
+		else
+			break;
+	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0 || i != argc) {
+		cli_error(ctx, "usage: chatvault [-c FILE] config check [--room URI] [--user URI]");
 		return CLI_USAGE;
 	}
 	if ((rc = cli_load_config(ctx)) != CLI_OK)
 		return rc;
 	printf("# %s: OK\n", ctx->cfg->source);
 	cfg_print(ctx->cfg, stdout);
+	ret_policy_print(ctx->cfg, room, user, stdout);
 	return CLI_OK;
 }
 

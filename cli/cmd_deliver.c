@@ -1,6 +1,7 @@
 /*
  * cmd_deliver — `chatvault deliver [--once] [--adapter NAME]` and
- * `chatvault run` (ingest and deliver on two threads of one process).
+ * `chatvault run` (ingest, deliver and the retention schedule on three
+ * threads of one process).
  */
 #include <inttypes.h>
 #include <poll.h>
@@ -8,10 +9,12 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "consumer.h"
 #include "cv_log.h"
+#include "cv_time.h"
 #include "dlv_worker.h"
 #include "sto_db.h"
 
@@ -63,6 +66,7 @@ struct run_shared {
 	atomic_bool stop;
 	int ingest_rc;
 	int deliver_rc;
+	int retention_rc;
 };
 
 static bool run_should_stop(void *arg)
@@ -102,11 +106,40 @@ static void *deliver_thread(void *arg)
 	return NULL;
 }
 
+/* Retention every retention.schedule seconds (the first run one interval
+ * after start, so a restart loop cannot turn into a purge loop).  A failed
+ * run is logged and retried at the next interval; it never stops the
+ * pipeline. */
+static void *retention_thread(void *arg)
+{
+	struct run_shared *s = arg;
+	struct sto_db *db = NULL;
+	int64_t next = cv_time_mono_ms() + (int64_t)s->ctx->cfg->retention.schedule_s * 1000;
+
+	while (!atomic_load(&s->stop)) {
+		struct timespec ts = { 0, 200 * 1000 * 1000 };
+
+		if (cv_time_mono_ms() < next) {
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (!db && cli_open_db(s->ctx, "chatvault-run-retention", &db) != CLI_OK) {
+			db = NULL;
+		} else if (cli_retention_once(s->ctx, db, false, stdout) == CLI_USAGE) {
+			s->retention_rc = CLI_USAGE;
+			break;
+		}
+		next = cv_time_mono_ms() + (int64_t)s->ctx->cfg->retention.schedule_s * 1000;
+	}
+	sto_db_close(db);
+	return NULL;
+}
+
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct run_shared s = { .ctx = ctx };
-	pthread_t ing, dlv;
-	bool ing_started, dlv_started;
+	pthread_t ing, dlv, ret;
+	bool ing_started, dlv_started, ret_started;
 	int rc;
 
 	(void)argv;
@@ -123,7 +156,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	ing_started = pthread_create(&ing, NULL, ingest_thread, &s) == 0;
 	dlv_started = pthread_create(&dlv, NULL, deliver_thread, &s) == 0;
-	if (!ing_started || !dlv_started) {
+	ret_started = pthread_create(&ret, NULL, retention_thread, &s) == 0;
+	if (!ing_started || !dlv_started || !ret_started) {
 		cli_error(ctx, "cannot start worker threads");
 		atomic_store(&s.stop, true);
 	}
@@ -137,7 +171,10 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		pthread_join(ing, NULL);
 	if (dlv_started)
 		pthread_join(dlv, NULL);
-	if (!ing_started || !dlv_started || s.ingest_rc || s.deliver_rc)
+	if (ret_started)
+		pthread_join(ret, NULL);
+	if (!ing_started || !dlv_started || !ret_started || s.ingest_rc || s.deliver_rc ||
+	    s.retention_rc)
 		return CLI_RUNTIME;
 	return CLI_OK;
 }

@@ -29,10 +29,13 @@ static const struct command commands[] = {
 	  "to the database that the config's database.conninfo, or the PG* environment,\n"
 	  "points at.  Each migration runs in its own transaction with the row that\n"
 	  "records it; running migrate again changes nothing.\n" },
-	{ "config", cmd_config, "config check",
+	{ "config", cmd_config, "config check [--room URI] [--user URI]",
 	  "validate the configuration and print the effective one (secrets masked)",
 	  "Loads -c FILE (or the built-in defaults), reports the first error as\n"
-	  "FILE:LINE: KEY: reason (exit 2), else prints the effective configuration.\n" },
+	  "FILE:LINE: KEY: reason (exit 2), else prints the effective configuration\n"
+	  "followed by the effective retention: for any room and user, and for every\n"
+	  "room prefix and user a profile names (or only for --room/--user): the\n"
+	  "longest applicable retention, WORM, and whether erasure is honoured.\n" },
 	{ "emit", cmd_emit, "emit [--check] [--acks FILE] [FILE|-]",
 	  "read JSON Lines events and enqueue them durably",
 	  "Reads one event per line (design.md §2, schema/event.v1.schema.json) from\n"
@@ -55,8 +58,10 @@ static const struct command commands[] = {
 	  "  --once          deliver what is staged, then exit\n"
 	  "  --adapter NAME  only this adapter instance\n" },
 	{ "run", cmd_run, "run",
-	  "ingest and deliver in one process (retention: not built yet)",
-	  "Runs the ingest consumer and the delivery workers together until SIGTERM.\n" },
+	  "ingest, deliver and the retention schedule in one process",
+	  "Runs the ingest consumer, the delivery workers and retention (first after\n"
+	  "one retention.schedule interval, then every interval) on three threads\n"
+	  "until SIGTERM, which finishes the current batch and exits 0.\n" },
 	{ "status", cmd_status, "status [--json]",
 	  "queue depth, staging backlog per adapter, quarantine, gaps",
 	  "Shows the queue depth, staged events, and per adapter: backlog, oldest\n"
@@ -72,11 +77,38 @@ static const struct command commands[] = {
 	  "auditor package from the archive (not built yet)", NULL },
 	{ "verify", NULL, "verify PATH...",
 	  "verify bundles, an archive directory or an export (not built yet)", NULL },
-	{ "retention", NULL, "retention [--dry-run]",
-	  "apply retention (not built yet)", NULL },
-	{ "hold", NULL, "hold add|list|release ...", "legal holds (not built yet)", NULL },
-	{ "erase", NULL, "erase --user URI --reason TEXT",
-	  "GDPR erasure request (not built yet)", NULL },
+	{ "retention", cmd_retention, "retention [--dry-run]",
+	  "apply retention: purge expired archive bundles no hold touches",
+	  "For every live bundle of every archive adapter: the applying profiles give\n"
+	  "its retention (the longest wins); kept while not expired, while a legal hold\n"
+	  "touches it, or when no profile applies.  WORM bundles (finra-4511, sec-17a4)\n"
+	  "keep the retention locked when first seen and are never purged before the\n"
+	  "database clock passes it; every refusal is audited.  A purge verifies the\n"
+	  "bundle, writes a tombstone beside it (docs/FORMATS.md), records the purge and\n"
+	  "its audit row in one transaction, then removes the file.  Prints every bundle\n"
+	  "purged or kept and why; reports staged and quarantined events older than\n"
+	  "retention.stale_staging_days (never dropped).  Exit 1 if a bundle due for\n"
+	  "purge could not be verified (it is kept).\n"
+	  "  --dry-run, -n   decide and print, change nothing\n"
+	  "Environment: CHATVAULT_NOW=T runs with the clock set to T (tests, rehearsals;\n"
+	  "announced and audited; WORM still needs the database clock).\n" },
+	{ "hold", cmd_hold, "hold add|list|release ...", "legal holds (block purging)",
+	  "add --user URI | --room URI [--from T] [--to T] --reason TEXT\n"
+	  "        a hold on a user's events, a room's, or one user's in one room, in\n"
+	  "        [from, to) (open when omitted); prints the new hold id\n"
+	  "list [--all] [--json]\n"
+	  "        active holds (--all: released ones too)\n"
+	  "release ID --reason TEXT\n"
+	  "        release a hold; bundles it kept go at the next retention run\n"
+	  "Every add and release is in the audit log with the actor.\n" },
+	{ "erase", cmd_erase, "erase --user URI --reason TEXT",
+	  "GDPR erasure request for a user",
+	  "Records the request and decides it: refused (exit 1) when a legal hold\n"
+	  "touches the user or an included profile requires keeping (e.g. finra-4511),\n"
+	  "or when no profile with erasure = true applies; otherwise honoured: the\n"
+	  "user's staged events (as author or recipient) have their text and\n"
+	  "attachment names replaced by \"[erased]\", and exports leave the user out.\n"
+	  "Sealed archive bundles are not rewritten (see docs/RETENTION.md).\n" },
 	{ "chatd", NULL, "chatd", "the SIP chat and IM server (not built yet)", NULL },
 	{ "user", NULL, "user add|list|disable ...", "chat users (not built yet)", NULL },
 	{ "room", NULL, "room add|list|member ...", "persistent chat rooms (not built yet)", NULL },

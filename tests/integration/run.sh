@@ -13,7 +13,9 @@ export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
 if [ -z "${PGHOST:-}" ] || [ -z "${CV_IN_VIRTUALENV:-}" ]; then
 	# Re-run inside a private cluster; pg_virtualenv drops it afterwards.
-	exec env CV_IN_VIRTUALENV=1 pg_virtualenv -o shared_buffers=128MB \
+	# -t: a temporary cluster directory even as root, so concurrent runs
+	# (a developer and CI, several worktrees) never share "15/regress".
+	exec env CV_IN_VIRTUALENV=1 pg_virtualenv -t -o shared_buffers=128MB \
 		-o fsync=on -o max_connections=50 "$0" "$@"
 fi
 
