@@ -23,6 +23,9 @@ wait $emit_pid || die "emit failed"
 cv -c cv.conf ingest --once
 expect_eq "$(q 'SELECT count(*) FROM chatvault.staged_events')" "$N" "staged rows after $cycles kills"
 expect_eq "$(q 'SELECT count(DISTINCT event_id) FROM chatvault.staged_events')" "$N" "distinct ids"
+# Staging ids stay dense through the kills (a rolled-back staging transaction
+# must not leave a hole that verify would report as a lost event).
+expect_eq "$(q 'SELECT min(staging_id) || '"' '"' || max(staging_id) FROM chatvault.staged_events')" "1 $N" "dense staging ids"
 q "SELECT event_id FROM chatvault.staged_events ORDER BY 1" > got.ids
 ids_of events.jsonl > want.ids
 cmp want.ids got.ids || die "staged ids differ from emitted ids"
