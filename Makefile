@@ -9,6 +9,8 @@
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
@@ -148,6 +150,14 @@ install: bin/chatvault
 	install -m 0644 adapters/adapter.h $(DESTDIR)$(PREFIX)/include/chatvault/adapter.h
 	install -m 0644 conf/chatvault.conf $(DESTDIR)$(PREFIX)/share/chatvault/chatvault.conf
 	install -m 0644 conf/regulations/*.conf $(DESTDIR)$(PREFIX)/share/chatvault/regulations/
+	install -d $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(PREFIX)/share/doc/chatvault
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/chatvault/
+	for u in conf/systemd/*.service conf/systemd/*.timer; do \
+		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@DOCDIR@|$(PREFIX)/share/doc/chatvault|g' $$u \
+			> $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u) && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u) || exit 1; \
+	done
+	install -m 0644 conf/systemd/chatvault.sysusers $(DESTDIR)$(SYSUSERSDIR)/chatvault.conf
 
 clean:
 	rm -rf build bin

@@ -2,7 +2,8 @@
 # demo.sh [clean] — the main job end to end on the embedded default:
 # a private PostgreSQL under ./var, a day of chat traffic for 300 users in
 # 36 rooms through `emit`, ingest, delivery to the default adapters
-# (archive + xml), and a summary.  Run again, it reuses the cluster and the
+# (archive + xml), a retention dry run, an auditor export of one room's day
+# with its verification, and a summary.  Run again, it reuses the cluster and the
 # data (the same events are recognised as already archived).
 set -eu
 cd "$(dirname "$0")/.."
@@ -57,6 +58,19 @@ $cv emit "$events"
 $cv ingest --once
 $cv deliver --once
 $cv status
+# Retention as a dry run: the built-in defaults include no regulation profile,
+# so every bundle is kept ("no retention profile applies").
+$cv retention --dry-run | tail -n 1
+# An auditor export of the day's traffic in one room and its verification.
+export_file="$var/demo/export-2026-11-20.tar.zst"
+room=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e.get("room"): print(e["room"]); break' "$events")
+rm -f "$export_file"
+$cv export --from 2026-11-20 --to 2026-11-21 --room "$room" --format xml -o "$export_file"
+verdict_archive=$($cv verify "$var/demo/archive" 2>&1 | tail -n 1) || verdict_archive="FAILED: $verdict_archive"
+verdict_export=$($cv verify "$export_file" 2>&1 | tail -n 1) || verdict_export="FAILED: $verdict_export"
 
 archived=$(psql -XAtq -c "SELECT coalesce(sum(event_count), 0) FROM chatvault.batches WHERE adapter='archive' AND state='done'")
 bundles=$(find "$var/demo/archive" -name '*.tar.zst' | wc -l)
@@ -74,9 +88,10 @@ events archived:   $archived
 archive bundles:   $bundles under $var/demo/archive (each readable with tar --zstd -xf; $bad unreadable)
 Lync XML files:    $xmls under $var/demo/xml ($( [ $xmlbad -eq 0 ] && echo "xmllint: all well-formed" || echo "xmllint: ERRORS"))
 database:          PGHOST=$PGHOST PGPORT=$PGPORT PGDATABASE=$PGDATABASE
-auditor export:    not built yet in this version (chatvault export)
-verify:            not built yet in this version (chatvault verify); bundles were listed with tar
+auditor export:    $export_file (room $room, 2026-11-20, Lync XML)
+verify archive:    $verdict_archive
+verify export:     $verdict_export
 run again:         make demo (reuses the cluster; the same events are recognised as duplicates)
 remove:            make demo-clean
 SUMMARY
-[ $bad -eq 0 ] && [ $xmlbad -eq 0 ]
+[ $bad -eq 0 ] && [ $xmlbad -eq 0 ] && case "$verdict_archive$verdict_export" in *FAILED*) false ;; esac

@@ -7,7 +7,7 @@ set -eu
 build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
 librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
-python3 procps bc"
+python3 procps bc systemd"
 
 want=$build_pkgs
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"

@@ -2,10 +2,15 @@
 # config errors exit 2 naming file/line/key, emit --check reports lines.
 . "$REPO/tests/integration/lib.sh"
 cv --help | grep -q "export" || die "--help lacks export"
-for c in migrate config emit ingest deliver run status quarantine; do
+for c in migrate config emit ingest deliver run status quarantine export verify retention hold erase; do
 	cv $c --help >/dev/null || die "$c --help failed"
 done
-for c in export verify retention hold erase chatd user room; do
+for c in hold erase; do
+	set +e; cv $c >/dev/null 2>err; rc=$?; set -e
+	expect_eq "$rc" 2 "$c without arguments: exit status"
+	grep -q "usage: chatvault $c" err || die "$c without arguments: no usage line"
+done
+for c in chatd user room; do
 	set +e; cv $c >/dev/null 2>err; rc=$?; set -e
 	expect_eq "$rc" 2 "unbuilt command $c exit status"
 	grep -q "not built yet" err || die "$c does not say it is not built"
@@ -39,3 +44,18 @@ grep -q 'line 4: missing required field "user"' err || die "line 4 not reported"
 grep -q 'line 5:' err || die "line 5 not reported"
 grep -q 'line 6: .*UTF-8' err || die "line 6 not reported as bad UTF-8"
 [ "$(grep -c '^chatvault: emit: line' err)" -eq 3 ] || die "wrong number of reported lines"
+# make install: binary, header, configs, profiles, docs and systemd units that
+# systemd itself accepts (hardening options included).
+make -s -C "$REPO" install PREFIX="$WORK/inst" > /dev/null
+for f in bin/chatvault include/chatvault/adapter.h share/chatvault/chatvault.conf \
+	share/chatvault/regulations/sec-17a4.conf lib/sysusers.d/chatvault.conf \
+	lib/systemd/system/chatvault-ingest.service lib/systemd/system/chatvault-deliver.service \
+	lib/systemd/system/chatvault-retention.service lib/systemd/system/chatvault-retention.timer; do
+	[ -f "$WORK/inst/$f" ] || die "make install did not install $f"
+done
+grep -q "^ExecStart=$WORK/inst/bin/chatvault .* ingest$" "$WORK/inst/lib/systemd/system/chatvault-ingest.service" || die "ExecStart not substituted"
+if command -v systemd-analyze > /dev/null; then
+	SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$WORK"/inst/lib/systemd/system/chatvault-* || die "systemd-analyze rejects the units"
+else
+	echo "(systemd-analyze not installed: units not verified by systemd)"
+fi
