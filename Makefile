@@ -5,6 +5,7 @@
 #   make check SANITIZE=1   the same under ASan + UBSan (objects in build/san)
 #   make bench      benchmark ratios (printed, never fail the build)
 #   make demo       the main job end to end on the embedded default
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each (clang; docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=…
 
 PREFIX  ?= /usr/local
@@ -44,9 +45,12 @@ STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
 ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c
 DELIVER_SRCS  = deliver/dlv_worker.c
-RETENTION_SRCS = retention/ret_policy.c retention/ret_admin.c retention/ret_run.c
+RETENTION_SRCS = retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
+		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
-		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c
+		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
+		cli/cmd_verify.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
 MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql
@@ -59,14 +63,33 @@ LIB       = $(BUILD)/libchatvault.a
 BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
-	     test_adapters_text test_store test_producer test_kafka test_retention
+	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
+	     test_verify
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
 EXAMPLE_SO = $(BUILD)/adapters/examples/example_adapter.so
 
+# ---- fuzzing (docs/FUZZING.md): clang + libFuzzer in build/fuzz for
+# `make fuzz`; the same targets replayed by tests/fuzz/replay.c, built like
+# the unit tests, in `make check` (fuzz-regress).
+FUZZ_TARGETS ?= event config bundle tombstone export
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR      = build/fuzz
+FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c
+FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
+FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \
+		-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+		$(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+# Parsers under test that $(LIB) does not hold (yet) are linked in directly.
+FUZZ_EXTRA_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_SRCS),$(FUZZ_SRCS)))
+REPLAY_BINS   = $(addprefix $(BUILD)/tests/fuzz/replay_,$(FUZZ_TARGETS))
+
 .PHONY: all deps deps-test check unit integration bench bench-quick demo demo-clean \
-	install clean
+	install clean fuzz fuzz-regress fuzz-seeds
 
 all: deps bin/chatvault
 
@@ -112,10 +135,48 @@ $(BUILD)/adapters/examples/wrong_abi.so: adapters/examples/example_adapter.c ada
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -fPIC -shared $(SANFLAGS) \
 		-DEXAMPLE_WRONG_ABI -Iadapters -o $@ $<
 
-check: deps-test $(BIN) unit integration
+check: deps-test $(BIN) unit fuzz-regress integration
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(FUZZ_EXTRA_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz $(LDFLAGS) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz_$*.c \
+		$(FUZZ_EXTRA_OBJS) $(LIB) $(LDLIBS)
+
+# Every saved input of every target: the seeds and the crash reproducers.
+fuzz-regress: $(REPLAY_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		dirs=""; for d in tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; do \
+			if [ -d $$d ]; then dirs="$$dirs $$d"; fi; done; \
+		printf '== fuzz-regress %s: ' $$t; \
+		LSAN_OPTIONS="$${LSAN_OPTIONS:+$$LSAN_OPTIONS:}suppressions=$(CURDIR)/tests/fuzz/lsan.supp:print_suppressions=0" \
+			$(BUILD)/tests/fuzz/replay_$$t $$dirs; done
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/libparsers.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/libparsers.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_DIR)/libparsers.a $(LDLIBS)
+
+# Regenerate the bundle seeds with the real archive adapter (not in check).
+$(BUILD)/tests/fuzz/gen_bundle_seeds: tests/fuzz/gen_bundle_seeds.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz-seeds: $(BUILD)/tests/fuzz/gen_bundle_seeds
+	$(BUILD)/tests/fuzz/gen_bundle_seeds tests/fuzz/corpus/bundle
+
+fuzz:
+	@./tools/install-deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock
 
@@ -131,11 +192,20 @@ integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_B
 	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
 		./$(INTEGRATION)
 
-bench: deps-test bin/chatvault
-	./bench/run.sh
+BENCH_BINS = $(BUILD)/bench/bench_latency $(BUILD)/tests/it_kafka_mock
 
-bench-quick: deps-test bin/chatvault
-	QUICK=1 ./bench/run.sh
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+BENCH_ENV = BENCH_LATENCY=$(CURDIR)/$(BUILD)/bench/bench_latency \
+	IT_KAFKA_MOCK=$(CURDIR)/$(BUILD)/tests/it_kafka_mock
+
+bench: deps-test bin/chatvault $(BENCH_BINS)
+	$(BENCH_ENV) ./bench/run.sh
+
+bench-quick: deps-test bin/chatvault $(BENCH_BINS)
+	$(BENCH_ENV) QUICK=1 ./bench/run.sh
 
 demo: deps-test bin/chatvault
 	./tools/demo.sh

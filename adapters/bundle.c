@@ -181,6 +181,7 @@ struct seen_member {
 
 struct verify_ctx {
 	const char *path;
+	const struct adp_bundle_hooks *hooks;
 	struct cv_sha256 *sha;
 	struct seen_member *m;       /* every member but manifest.json */
 	size_t n, cap;
@@ -255,6 +256,10 @@ static int member_end(struct verify_ctx *v, const struct adp_bundle_chunk *c)
 	if (v->is_manifest) {
 		cv_sha256_final_hex(v->sha, v->manifest_sha256);
 		v->have_manifest = true;
+		if (v->hooks && v->hooks->manifest)
+			return v->hooks->manifest(v->hooks->arg,
+						  v->manifest.data ? v->manifest.data : "",
+						  v->manifest.len, v->manifest_sha256);
 		return 0;
 	}
 	if (v->n == v->cap) {
@@ -303,6 +308,8 @@ static int verify_cb(void *arg, const struct adp_bundle_chunk *c)
 			p++;
 		}
 		v->last_byte = ((const char *)c->data)[c->len - 1];
+		if (v->hooks && v->hooks->events)
+			return v->hooks->events(v->hooks->arg, c->data, c->len);
 	} else if (v->is_manifest) {
 		if (c->size > MANIFEST_MAX) {
 			set_err(v->err, v->errlen, "bundle %s: member %s: %" PRId64
@@ -459,8 +466,15 @@ static int check_manifest(struct verify_ctx *v, json_t *m, struct adp_bundle_inf
 int adp_bundle_verify_info(const char *path, struct adp_bundle_info *info,
 			   char *err, size_t errlen)
 {
+	return adp_bundle_verify_ex(path, NULL, info, err, errlen);
+}
+
+int adp_bundle_verify_ex(const char *path, const struct adp_bundle_hooks *hooks,
+			 struct adp_bundle_info *info, char *err, size_t errlen)
+{
 	char cberr[512] = "";
-	struct verify_ctx v = { .path = path, .err = cberr, .errlen = sizeof(cberr) };
+	struct verify_ctx v = { .path = path, .hooks = hooks, .err = cberr,
+				.errlen = sizeof(cberr) };
 	struct adp_bundle_info local;
 	json_t *m = NULL;
 	json_error_t jerr;

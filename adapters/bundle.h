@@ -82,6 +82,26 @@ struct adp_bundle_info {
 int adp_bundle_verify_info(const char *path, struct adp_bundle_info *info,
 			   char *err, size_t errlen);
 
+/*
+ * Taps into the single pass of adp_bundle_verify_ex(), for a caller that
+ * wants the content too (`chatvault verify` reads every event line) without
+ * decompressing the bundle twice.  Either function may be NULL.  A hook's
+ * non-zero return stops the pass and is returned by adp_bundle_verify_ex().
+ */
+struct adp_bundle_hooks {
+	/* events.jsonl bytes in order, chunk by chunk (not line-aligned). */
+	int (*events)(void *arg, const void *data, size_t len);
+	/* manifest.json's bytes and SHA-256 as soon as the member is read,
+	 * before its content is checked: the chain links of a bundle that
+	 * then fails are still worth knowing. */
+	int (*manifest)(void *arg, const char *data, size_t len, const char *sha256);
+	void *arg;
+};
+
+/* adp_bundle_verify_info() with hooks (NULL: none). */
+int adp_bundle_verify_ex(const char *path, const struct adp_bundle_hooks *hooks,
+			 struct adp_bundle_info *info, char *err, size_t errlen);
+
 /* adp_bundle_verify_info() returning just the manifest hash. */
 int adp_bundle_verify(const char *path, char manifest_sha256_out[65],
 		      char *err, size_t errlen);

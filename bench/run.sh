@@ -1,42 +1,99 @@
 #!/bin/sh
 # bench/run.sh — chatvault's speed as ratios against a baseline measured side
-# by side in the same run (never asserted; prints a table).  QUICK=1 for a
-# smaller run.  Each figure is the median of 3 runs.
+# by side in the same run (never asserted, never fails the build; prints one
+# table: measure, ours, baseline, ratio = ours ÷ baseline, note).  For
+# throughput higher is better; for latency and memory lower is.
+#
+#   make bench          about 10 minutes on 2 cores (BIG=0: about 4)
+#   make bench-quick    QUICK=1: about 1-2 minutes, smaller counts
+#
+# Sections (each figure the median of 3 runs unless the note says "once"):
+#   - ingest / end to end / deliver against raw COPY, zstd and a bare
+#     claim+DELETE loop, over N events (N=200000; QUICK 20000);
+#   - Kafka path ÷ spool path: emit + ingest --once of KAFKA_N events
+#     (50000; QUICK 10000) over librdkafka's mock cluster in its own process
+#     (it_kafka_mock, KAFKA_PARTITIONS=16 partitions: it keeps only ~5 MiB per
+#     partition) against the same events over the embedded spool;
+#   - emit → durable latency p50/p99/max of the producer API (bench_latency,
+#     LAT_RATE=5000 events/s for LAT_SECS=5 s; QUICK 2 s) against one small
+#     write + fdatasync on the same filesystem, as many samples;
+#   - peak RSS of `ingest --once` with 1M and then 5M events queued in the
+#     spool, run ONCE (the slowest part: ~5.5 of the ~10 minutes); BIG=0
+#     skips it (`make bench` then takes ~4 minutes); skipped under QUICK
+#     unless BIG=1 (then 100k and 500k).  RSS_SIZES="A B" overrides (B a
+#     multiple of A).  Scaled down, with a note, when /tmp has too little
+#     free space (~1.2 GB per million events: spool, staging, WAL);
+#   - export events/s ÷ `tar --zstd -xO events.jsonl` of the same bundles,
+#     verify MB/s ÷ sha256sum MB/s: only when those commands are built.
+#
+# Needs: bin/chatvault, BENCH_LATENCY (build/rel/bench/bench_latency) and
+# IT_KAFKA_MOCK (build/rel/tests/it_kafka_mock); `make bench` builds and
+# passes both.  PostgreSQL is a throwaway pg_virtualenv cluster.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-top="$here/.."
+top=$(cd "$here/.." && pwd)
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 if [ -z "${CV_IN_VIRTUALENV:-}" ]; then
-	exec env CV_IN_VIRTUALENV=1 pg_virtualenv -t -o shared_buffers=256MB "$0" "$@"
+	# -t: a private cluster directory even as root, and a random port, so
+	# a test run elsewhere (15/regress, port 5432 or 5433) and we do not
+	# collide.
+	port=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+	exec env CV_IN_VIRTUALENV=1 PGPORT="$port" pg_virtualenv -t -o shared_buffers=256MB "$0" "$@"
 fi
-N=${N:-$([ -n "${QUICK:-}" ] && echo 20000 || echo 200000)}
+QUICK=${QUICK:-}
+BIG=${BIG:-}
+q() { [ -n "$QUICK" ] && echo "$1" || echo "$2"; }
+N=${N:-$(q 20000 200000)}
+KAFKA_N=${KAFKA_N:-$(q 10000 50000)}
+KAFKA_PARTITIONS=${KAFKA_PARTITIONS:-16}
+LAT_RATE=${LAT_RATE:-5000}
+LAT_SECS=${LAT_SECS:-$(q 2 5)}
+if [ -n "${RSS_SIZES:-}" ]; then
+	:
+elif [ "$BIG" = 0 ] || { [ -n "$QUICK" ] && [ -z "$BIG" ]; }; then
+	RSS_SIZES=""
+else
+	RSS_SIZES=$(q "100000 500000" "1000000 5000000")
+fi
 cv="$top/bin/chatvault"
+mock_bin=${IT_KAFKA_MOCK:-$top/build/rel/tests/it_kafka_mock}
+lat_bin=${BENCH_LATENCY:-$top/build/rel/bench/bench_latency}
+for b in "$cv" "$mock_bin" "$lat_bin"; do
+	[ -x "$b" ] || { echo "bench: $b not built (make bench builds it)" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/cvbench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+mockpid=""
+cleanup() {
+	[ -z "$mockpid" ] || kill "$mockpid" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
 cd "$work"
-python3 "$top/tools/gen_events.py" --count "$N" --seed 99 > events.jsonl
 now() { date +%s.%N; }
 median() { sort -g | sed -n '2p'; }
+m() { median < "$1"; }
+calc() { echo "$1" | bc -l; }
+: > table
+# row LABEL OURS BASELINE [NOTE] / row LABEL OURS "" [NOTE] / line TEXT
+row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> table; }
+line() { printf '%s\n' "$1" >> table; }
+say() { echo "bench: $*" >&2; }
 
+python3 "$top/tools/gen_events.py" --count "$N" --seed 99 > events.jsonl
+
+# ---- ingest, end to end, deliver (N events) ---------------------------------
+built() { "$cv" "$1" --help >/dev/null 2>&1 && ! "$cv" "$1" --help 2>&1 | grep -q "not built yet"; }
+have_export=""; have_verify=""
+built export && have_export=1
+built verify && have_verify=1
 cat > cv.conf <<CONF
 data_dir = "$work/var";
 ingest = { batch_size = 5000; };
 adapters = ( { name = "archive"; type = "archive"; batch_size = 20000; } );
 CONF
 : > r_emit; : > r_ingest; : > r_copy; : > r_deliver; : > r_e2e; : > r_zstd; : > r_arch; : > r_bare
-for run in 1 2 3; do
-	dropdb --if-exists bench >/dev/null 2>&1; createdb bench; export PGDATABASE=bench
-	rm -rf var; $cv -c cv.conf migrate >/dev/null
-	t0=$(now); $cv -c cv.conf emit events.jsonl 2>/dev/null; t1=$(now)
-	$cv -c cv.conf ingest --once >/dev/null; t2=$(now)
-	$cv -c cv.conf deliver --once >/dev/null; t3=$(now)
-	echo "$N / ($t1 - $t0)" | bc -l >> r_emit
-	echo "$N / ($t2 - $t1)" | bc -l >> r_ingest
-	echo "$N / ($t3 - $t2)" | bc -l >> r_deliver
-	echo "$N / ($t3 - $t0)" | bc -l >> r_e2e
-	# Baseline: raw COPY of the same canonical rows into an identical table.
-	psql -XAtq -c "CREATE TABLE copy_base (LIKE chatvault.staged_events INCLUDING ALL)" 2>/dev/null
-	python3 - events.jsonl > rows.tsv <<'PY'
+: > r_export; : > r_untar; : > r_verify; : > r_sha
+python3 - events.jsonl > rows.tsv <<'PY'
 import json, sys
 for l in open(sys.argv[1]):
     e = json.loads(l)
@@ -44,10 +101,23 @@ for l in open(sys.argv[1]):
     print("\t".join([e["id"], e["type"], e["ts"], esc(e.get("room") or "") or "\\N",
                      esc(e["user"]), "bench", "1", esc(l.rstrip("\n"))]))
 PY
+for run in 1 2 3; do
+	say "pipeline run $run of 3 ($N events)"
+	dropdb --if-exists bench >/dev/null 2>&1; createdb bench; export PGDATABASE=bench
+	rm -rf var; $cv -c cv.conf migrate >/dev/null
+	t0=$(now); $cv -c cv.conf emit events.jsonl 2>/dev/null; t1=$(now)
+	$cv -c cv.conf ingest --once >/dev/null; t2=$(now)
+	$cv -c cv.conf deliver --once >/dev/null; t3=$(now)
+	calc "$N / ($t1 - $t0)" >> r_emit
+	calc "$N / ($t2 - $t1)" >> r_ingest
+	calc "$N / ($t3 - $t2)" >> r_deliver
+	calc "$N / ($t3 - $t0)" >> r_e2e
+	# Baseline: raw COPY of the same canonical rows into an identical table.
+	psql -XAtq -c "CREATE TABLE copy_base (LIKE chatvault.staged_events INCLUDING ALL)" 2>/dev/null
 	t4=$(now)
 	psql -XAtq -c "\\copy copy_base (event_id, type, ts, room, user_uri, source_server, source_seq, body) FROM 'rows.tsv'"
 	t5=$(now)
-	echo "$N / ($t5 - $t4)" | bc -l >> r_copy
+	calc "$N / ($t5 - $t4)" >> r_copy
 	# Baseline for delivery: a bare claim + DELETE loop over the same rows
 	# (what delivery would cost with an adapter that does nothing).
 	t8=$(now)
@@ -55,22 +125,227 @@ PY
 	          d AS (DELETE FROM copy_base b USING c WHERE b.staging_id = c.staging_id RETURNING b.body)
 	          SELECT count(*) FROM d")" != 0 ]; do :; done
 	t9=$(now)
-	echo "$N / ($t9 - $t8)" | bc -l >> r_bare
+	calc "$N / ($t9 - $t8)" >> r_bare
 	bytes=$(stat -c %s events.jsonl)
 	t6=$(now); zstd -3 -q -f events.jsonl -o e.zst; t7=$(now)
-	echo "$bytes / ($t7 - $t6) / 1048576" | bc -l >> r_zstd
-	echo "$bytes / ($t3 - $t2) / 1048576" | bc -l >> r_arch
+	calc "$bytes / ($t7 - $t6) / 1048576" >> r_zstd
+	calc "$bytes / ($t3 - $t2) / 1048576" >> r_arch
 	zsize=$(stat -c %s e.zst)
-	asize=$(find var/archive -name '*.tar.zst' -exec stat -c %s {} + | awk '{s+=$1} END {print s}')
+	find var/archive -name '*.tar.zst' | sort > bundles
+	asize=$(xargs stat -c %s < bundles | awk '{s+=$1} END {print s}')
+	if [ -n "$have_export" ]; then
+		t0=$(now)
+		$cv -c cv.conf export -q --from 1970-01-01 --to 2100-01-01 --format jsonl -o out.tar.zst
+		t1=$(now)
+		nexp=$(tar --zstd -xOf out.tar.zst events.jsonl | wc -l)
+		t2=$(now)
+		while read -r b; do tar --zstd -xOf "$b" events.jsonl; done < bundles > /dev/null
+		t3=$(now)
+		calc "$nexp / ($t1 - $t0)" >> r_export
+		calc "$N / ($t3 - $t2)" >> r_untar
+	fi
+	if [ -n "$have_verify" ]; then
+		t0=$(now); $cv verify -q var/archive >/dev/null; t1=$(now)
+		xargs sha256sum < bundles > /dev/null; t2=$(now)
+		calc "$asize / ($t1 - $t0) / 1048576" >> r_verify
+		calc "$asize / ($t2 - $t1) / 1048576" >> r_sha
+	fi
 done
-m() { median < "$1"; }
-ratio() { echo "$1 / $2" | bc -l; }
-printf '\nchatvault bench: %s events, median of 3 runs, %s, %s cores\n\n' "$N" "$(uname -m)" "$(nproc)"
-printf '%-44s %14s %14s %8s\n' "measure" "ours" "baseline" "ratio"
-row() { printf '%-44s %14.1f %14.1f %8.3f\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
 row "ingest rows/s ÷ raw COPY rows/s" "$(m r_ingest)" "$(m r_copy)"
 row "end to end events/s ÷ raw COPY rows/s" "$(m r_e2e)" "$(m r_copy)"
 row "deliver (claim→tar+zstd→fsync→delete) MB/s ÷ zstd -3" "$(m r_arch)" "$(m r_zstd)"
-row "archive size ÷ zstd -3 size (bytes)" "$asize" "$zsize"
-printf '%-44s %14.1f\n' "producer durable events/s (emit, spool)" "$(m r_emit)"
+row "archive size ÷ zstd -3 size (bytes)" "$asize" "$zsize" "last run"
+row "producer durable events/s (emit, spool)" "$(m r_emit)" ""
 row "delivery drain rows/s ÷ bare claim+DELETE" "$(m r_deliver)" "$(m r_bare)"
+if [ -n "$have_export" ]; then
+	row "export jsonl events/s ÷ tar --zstd -xO events.jsonl" "$(m r_export)" "$(m r_untar)" \
+		"$nexp of $N events exported"
+else
+	line "export: not built yet"
+fi
+if [ -n "$have_verify" ]; then
+	row "verify archive MB/s ÷ sha256sum MB/s" "$(m r_verify)" "$(m r_sha)" \
+		"bundles: $(wc -l < bundles)"
+else
+	line "verify: not built yet"
+fi
+
+# ---- Kafka path ÷ spool path (KAFKA_N events) -------------------------------
+if [ "$KAFKA_N" -le "$N" ]; then
+	head -n "$KAFKA_N" events.jsonl > kevents.jsonl
+else
+	python3 "$top/tools/gen_events.py" --count "$KAFKA_N" --seed 98 > kevents.jsonl
+fi
+cat > spool.conf <<CONF
+data_dir = "$work/svar";
+ingest = { batch_size = 5000; };
+CONF
+: > r_kemit; : > r_king; : > r_ktot; : > r_semit; : > r_sing; : > r_stot
+kafka_note=""
+for run in 1 2 3; do
+	say "kafka run $run of 3 ($KAFKA_N events, $KAFKA_PARTITIONS partitions)"
+	# A fresh mock cluster (empty topic, new group) every run.
+	rm -f mock.in mock.out; mkfifo mock.in
+	"$mock_bin" chatvault.events "$KAFKA_PARTITIONS" < mock.in > mock.out 2> mock.err &
+	mockpid=$!
+	exec 3> mock.in
+	i=0
+	while [ ! -s mock.out ]; do
+		i=$((i + 1)); [ $i -lt 100 ] || { say "mock cluster did not start"; cat mock.err >&2; exit 1; }
+		sleep 0.1
+	done
+	cat > kafka.conf <<CONF
+data_dir = "$work/kvar";
+queue = { backend = "kafka"; kafka = { brokers = "$(head -1 mock.out)"; topic = "chatvault.events";
+  properties = ( ("consumer.session.timeout.ms", 6000), ("consumer.heartbeat.interval.ms", 500) ); }; };
+ingest = { batch_size = 5000; };
+CONF
+	dropdb --if-exists benchk >/dev/null 2>&1; createdb benchk
+	rm -rf kvar; PGDATABASE=benchk $cv -c kafka.conf migrate >/dev/null
+	t0=$(now); PGDATABASE=benchk $cv -c kafka.conf emit kevents.jsonl 2>/dev/null; t1=$(now)
+	PGDATABASE=benchk $cv -c kafka.conf ingest --once >/dev/null 2>kafka.ingest.log; t2=$(now)
+	exec 3>&-
+	wait "$mockpid" || true
+	mockpid=""
+	got=$(psql -d benchk -XAtq -c "SELECT count(*) FROM chatvault.staged_events")
+	[ "$got" = "$KAFKA_N" ] || kafka_note="run $run staged $got of $KAFKA_N!"
+	calc "$KAFKA_N / ($t1 - $t0)" >> r_kemit
+	calc "$KAFKA_N / ($t2 - $t1)" >> r_king
+	calc "$KAFKA_N / ($t2 - $t0)" >> r_ktot
+
+	dropdb --if-exists benchk >/dev/null 2>&1; createdb benchk
+	rm -rf svar; PGDATABASE=benchk $cv -c spool.conf migrate >/dev/null
+	t0=$(now); PGDATABASE=benchk $cv -c spool.conf emit kevents.jsonl 2>/dev/null; t1=$(now)
+	PGDATABASE=benchk $cv -c spool.conf ingest --once >/dev/null; t2=$(now)
+	calc "$KAFKA_N / ($t1 - $t0)" >> r_semit
+	calc "$KAFKA_N / ($t2 - $t1)" >> r_sing
+	calc "$KAFKA_N / ($t2 - $t0)" >> r_stot
+done
+rm -rf kvar svar
+row "Kafka ÷ spool: emit + ingest --once events/s" "$(m r_ktot)" "$(m r_stot)" \
+	"$KAFKA_N events, $KAFKA_PARTITIONS partitions $kafka_note"
+row "Kafka ÷ spool: emit events/s" "$(m r_kemit)" "$(m r_semit)"
+row "Kafka ÷ spool: ingest --once events/s" "$(m r_king)" "$(m r_sing)" "incl. ~3 s group join"
+
+# ---- emit → durable latency (producer API, spool) ---------------------------
+cat > lat.conf <<CONF
+data_dir = "$work/lvar";
+CONF
+: > r_lp50; : > r_lp99; : > r_lmax; : > r_fp50; : > r_fp99; : > r_fmax
+lat_note=""
+for run in 1 2 3; do
+	say "latency run $run of 3 ($LAT_RATE events/s for $LAT_SECS s)"
+	rm -rf lvar
+	"$lat_bin" lat.conf "$LAT_RATE" "$LAT_SECS" > lat.out || lat_note="bench_latency failed: $(tail -1 lat.out)"
+	rm -f lp50 lp99 lmax fp50 fp99 fmax lsamples
+	awk '$1 == "emit_durable_us" { print $3 > "lp50"; print $5 > "lp99"; print $7 > "lmax" }
+	     $1 == "fdatasync_us" { print $3 > "fp50"; print $5 > "fp99"; print $7 > "fmax" }
+	     $1 == "samples" { print $2 > "lsamples" }' lat.out
+	for f in lp50 lp99 lmax fp50 fp99 fmax; do [ ! -f "$f" ] || cat "$f" >> "r_$f"; done
+done
+rm -rf lvar
+row "emit→durable p50 µs ÷ write+fdatasync p50" "$(m r_lp50)" "$(m r_fp50)" \
+	"$(cat lsamples) samples at $LAT_RATE/s, default producer (linger_ms 2) $lat_note"
+row "emit→durable p99 µs ÷ write+fdatasync p99" "$(m r_lp99)" "$(m r_fp99)" \
+	"baseline rewrites allocated blocks: the floor"
+row "emit→durable max µs ÷ write+fdatasync max" "$(m r_lmax)" "$(m r_fmax)"
+
+# ---- peak RSS of ingest --once against the backlog (run once) --------------
+# One backlog: emit COPIES copies of base.jsonl (copy k has ids starting
+# with hex digit k, so all ids differ), then ingest --once under
+# /usr/bin/time; also samples the anonymous RSS (LMDB's map is file-backed
+# and counts in the peak RSS as the spool is read).
+rss_run() { # COPIES -> prints "maxrss_kib anon_peak_kib events_per_s"
+	dropdb --if-exists benchr >/dev/null 2>&1; createdb benchr
+	rm -rf rvar; PGDATABASE=benchr $cv -c rss.conf migrate >/dev/null
+	k=0
+	while [ $k -lt "$1" ]; do
+		sed "s/^{\"v\":1,\"id\":\"./{\"v\":1,\"id\":\"$(printf %x $k)/" base.jsonl |
+			PGDATABASE=benchr $cv -c rss.conf emit - 2>/dev/null
+		k=$((k + 1))
+	done
+	t0=$(now)
+	PGDATABASE=benchr /usr/bin/time -f %M -o rss.time $cv -c rss.conf ingest --once > rss.out 2>&1 &
+	tpid=$!
+	anon=0
+	while kill -0 $tpid 2>/dev/null; do
+		c=$(ps -o pid= --ppid $tpid | tr -d ' ' | head -1)
+		if [ -n "$c" ]; then
+			a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$c/status" 2>/dev/null || true)
+			[ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+		fi
+		sleep 0.2
+	done
+	wait $tpid
+	t1=$(now)
+	staged=$(psql -d benchr -XAtq -c "SELECT count(*) FROM chatvault.staged_events")
+	echo "$(tail -1 rss.time) $anon $(calc "$staged / ($t1 - $t0)") $staged"
+}
+if [ -z "$RSS_SIZES" ]; then
+	line "ingest peak RSS vs backlog: skipped ($( [ -n "$QUICK" ] && echo "QUICK; BIG=1 runs 100k and 500k" || echo "BIG=0"))"
+else
+	set -- $RSS_SIZES
+	small=$1; big=$2
+	copies=$((big / small))
+	[ $((copies * small)) -eq "$big" ] && [ "$copies" -ge 1 ] && [ "$copies" -le 16 ] ||
+		{ say "RSS_SIZES: the second must be 1..16 times the first"; exit 2; }
+	avail_kb=$(df -Pk /tmp | awk 'NR == 2 { print $4 }')
+	need_kb=$((big / 1000 * 1200))
+	rss_note="once, not median"
+	if [ "$avail_kb" -lt "$need_kb" ]; then
+		small=$((small * (avail_kb / 1024) / (need_kb / 1024) / 10000 * 10000))
+		[ "$small" -ge 10000 ] || small=10000
+		big=$((small * copies))
+		rss_note="$rss_note; scaled to $small/$big: only $((avail_kb / 1048576)) GB free in /tmp"
+		say "only $((avail_kb / 1048576)) GB free in /tmp: RSS section scaled down to $small and $big events"
+	fi
+	cat > rss.conf <<CONF
+data_dir = "$work/rvar";
+queue = { spool = { max_size = 68719476736L; }; };
+ingest = { batch_size = 5000; };
+CONF
+	say "RSS: generating $small events"
+	python3 "$top/tools/gen_events.py" --count "$small" --seed 97 > base.jsonl
+	say "RSS: ingest --once with $small queued"
+	set -- $(rss_run 1)
+	r1=$1; a1=$2; s1=$3; n1=$4
+	say "RSS: ingest --once with $big queued"
+	set -- $(rss_run "$copies")
+	r2=$1; a2=$2; s2=$3; n2=$4
+	rm -rf rvar base.jsonl
+	dropdb --if-exists benchr >/dev/null 2>&1 || true
+	[ "$n1" = "$small" ] && [ "$n2" = "$big" ] || rss_note="$rss_note; staged $n1/$n2!"
+	row "ingest peak RSS KiB, $big ÷ $small queued" "$r2" "$r1" "$rss_note; /usr/bin/time %M, counts LMDB's file-backed map"
+	row "ingest peak anon RSS KiB, $big ÷ $small queued" "$a2" "$a1" \
+		"once; RssAnon sampled every 0.2 s"
+	row "ingest events/s, $big ÷ $small queued" "$s2" "$s1" "once"
+fi
+
+# ---- the table ---------------------------------------------------------------
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+ram=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+printf '\nchatvault bench: N=%s events, median of 3 runs unless noted%s\n' "$N" \
+	"$([ -n "$QUICK" ] && echo " (QUICK)")"
+printf 'machine: %s cores, %s, %s RAM, %s %s\n\n' "$(nproc)" "${cpu:-unknown CPU}" "$ram" \
+	"$(uname -s)" "$(uname -r)"
+python3 - table <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+w = max([len("measure")] + [len(r[0]) for r in rows if len(r) > 1])
+print("%-*s %14s %14s %9s  %s" % (w, "measure", "ours", "baseline", "ratio", "note"))
+for r in rows:
+    if len(r) == 1:
+        print(r[0])
+        continue
+    label, ours, base, note = r
+    note = note.strip()
+    def num(s):
+        try:
+            return float(s)
+        except ValueError:
+            return None
+    o, b = num(ours), num(base)
+    ratio = "%9.3f" % (o / b) if o is not None and b else "%9s" % ""
+    print("%-*s %14s %14s %s  %s" % (w, label, "%.1f" % o if o is not None else "-",
+                                     "%.1f" % b if b is not None else "", ratio, note))
+PY

@@ -53,6 +53,14 @@ int cli_signals_block(struct cli_ctx *ctx);
 /* Non-blocking poll of the signalfd; returns ctx->stop.  Usable as a
  * should_stop callback (arg = ctx). */
 bool cli_should_stop(void *ctx);
+/* cli_should_stop, or a SIGHUP waiting: the worker returns after its batch
+ * so the command can reload and start it again. */
+bool cli_should_yield(void *ctx);
+/* SIGHUP: load the configuration again (-c, -D as at start).  A valid one
+ * replaces ctx->cfg (the worker using the old one must have returned); an
+ * invalid one is logged and the current one kept.  Clears ctx->reload.
+ * 0 reloaded, -1 kept. */
+int cli_reload_config(struct cli_ctx *ctx);
 
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_migrate(struct cli_ctx *ctx, int argc, char **argv);
@@ -66,6 +74,8 @@ int cmd_quarantine(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_retention(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_hold(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_erase(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_verify(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The retention clock: system time, or CHATVAULT_NOW (announced); 0 or -1
  * with the error printed. */

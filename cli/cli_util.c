@@ -99,3 +99,33 @@ bool cli_should_stop(void *arg)
 	}
 	return ctx->stop;
 }
+
+bool cli_should_yield(void *arg)
+{
+	struct cli_ctx *ctx = arg;
+
+	return cli_should_stop(ctx) || ctx->reload;
+}
+
+int cli_reload_config(struct cli_ctx *ctx)
+{
+	struct cfg *fresh = NULL;
+	char err[CFG_ERRLEN];
+
+	ctx->reload = false;
+	if (cfg_load(ctx->config_path, ctx->data_dir, &fresh, err, sizeof(err)) != 0) {
+		cv_err("main", "SIGHUP: the new configuration is invalid, keeping the current one: %s",
+		       err);
+		return -1;
+	}
+	cfg_free(ctx->cfg);
+	ctx->cfg = fresh;
+	if (ctx->quiet)
+		cv_log_set_level(CV_LOG_ERROR);
+	else if (ctx->verbosity > 0)
+		cv_log_set_level(ctx->verbosity > 1 ? CV_LOG_DEBUG : CV_LOG_INFO);
+	else
+		cv_log_set_level((enum cv_log_level)ctx->cfg->log_level);
+	cv_warn("main", "SIGHUP: configuration reloaded from %s", ctx->cfg->source);
+	return 0;
+}

@@ -21,7 +21,7 @@
 int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct dlv_opts o = { .should_stop = cli_should_stop, .stop_arg = ctx };
-	struct dlv_stats st;
+	struct dlv_stats st = { 0 };
 	struct sto_db *db = NULL;
 	int rc;
 
@@ -43,7 +43,27 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
 		return rc;
-	rc = dlv_run(ctx->cfg, db, &o, &st);
+	o.should_stop = cli_should_yield;
+	for (;;) {
+		struct dlv_stats one;
+
+		rc = dlv_run(ctx->cfg, db, &o, &one);
+		st.batches += one.batches;
+		st.events += one.events;
+		st.retries += one.retries;
+		st.failed_events += one.failed_events;
+		st.deleted += one.deleted;
+		if (rc != 0 || o.once || ctx->stop || !ctx->reload)
+			break;
+		/* SIGHUP: every adapter's batch in hand is committed; start again
+		 * on the new configuration (adapters added, removed, re-optioned). */
+		if (cli_reload_config(ctx) == 0) {
+			sto_db_close(db);
+			db = NULL;
+			if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
+				break;
+		}
+	}
 	printf("deliver: %" PRId64 " batches, %" PRId64 " events delivered, %" PRId64
 	       " deleted from staging, %" PRId64 " retries, %" PRId64 " quarantined\n",
 	       st.batches, st.events, st.deleted, st.retries, st.failed_events);
@@ -154,27 +174,35 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		cli_error(ctx, "cannot set up signal handling");
 		return CLI_RUNTIME;
 	}
-	ing_started = pthread_create(&ing, NULL, ingest_thread, &s) == 0;
-	dlv_started = pthread_create(&dlv, NULL, deliver_thread, &s) == 0;
-	ret_started = pthread_create(&ret, NULL, retention_thread, &s) == 0;
-	if (!ing_started || !dlv_started || !ret_started) {
-		cli_error(ctx, "cannot start worker threads");
-		atomic_store(&s.stop, true);
-	}
-	while (!atomic_load(&s.stop)) {
-		struct pollfd pfd = { .fd = ctx->sigfd, .events = POLLIN };
-
-		if (poll(&pfd, 1, 200) > 0 && cli_should_stop(ctx))
+	for (;;) {
+		ing_started = pthread_create(&ing, NULL, ingest_thread, &s) == 0;
+		dlv_started = pthread_create(&dlv, NULL, deliver_thread, &s) == 0;
+		ret_started = pthread_create(&ret, NULL, retention_thread, &s) == 0;
+		if (!ing_started || !dlv_started || !ret_started) {
+			cli_error(ctx, "cannot start worker threads");
 			atomic_store(&s.stop, true);
+		}
+		while (!atomic_load(&s.stop)) {
+			struct pollfd pfd = { .fd = ctx->sigfd, .events = POLLIN };
+
+			if (poll(&pfd, 1, 200) > 0 && (cli_should_stop(ctx) || ctx->reload))
+				atomic_store(&s.stop, true);
+		}
+		if (ing_started)
+			pthread_join(ing, NULL);
+		if (dlv_started)
+			pthread_join(dlv, NULL);
+		if (ret_started)
+			pthread_join(ret, NULL);
+		if (!ing_started || !dlv_started || !ret_started || s.ingest_rc || s.deliver_rc ||
+		    s.retention_rc)
+			return CLI_RUNTIME;
+		if (ctx->stop || !ctx->reload)
+			break;
+		/* SIGHUP: every worker finished its batch and returned; start them
+		 * again on the new configuration (or the old one, if invalid). */
+		cli_reload_config(ctx);
+		atomic_store(&s.stop, false);
 	}
-	if (ing_started)
-		pthread_join(ing, NULL);
-	if (dlv_started)
-		pthread_join(dlv, NULL);
-	if (ret_started)
-		pthread_join(ret, NULL);
-	if (!ing_started || !dlv_started || !ret_started || s.ingest_rc || s.deliver_rc ||
-	    s.retention_rc)
-		return CLI_RUNTIME;
 	return CLI_OK;
 }

@@ -12,7 +12,7 @@
 int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct ing_consume_opts o = { .should_stop = cli_should_stop, .stop_arg = ctx };
-	struct ing_consume_stats st;
+	struct ing_consume_stats st = { 0 };
 	struct sto_db *db = NULL;
 	int rc;
 
@@ -32,7 +32,27 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
 		return rc;
-	rc = ing_consume(ctx->cfg, db, &o, &st) == 0 ? CLI_OK : CLI_RUNTIME;
+	o.should_stop = cli_should_yield;
+	for (;;) {
+		struct ing_consume_stats one;
+
+		rc = ing_consume(ctx->cfg, db, &o, &one) == 0 ? CLI_OK : CLI_RUNTIME;
+		st.staged += one.staged;
+		st.duplicates += one.duplicates;
+		st.quarantined += one.quarantined;
+		st.gaps += one.gaps;
+		st.batches += one.batches;
+		if (rc != CLI_OK || o.once || ctx->stop || !ctx->reload)
+			break;
+		/* SIGHUP: the batch in hand is committed; start again on the new
+		 * configuration with a fresh connection (the conninfo may differ). */
+		if (cli_reload_config(ctx) == 0) {
+			sto_db_close(db);
+			db = NULL;
+			if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
+				break;
+		}
+	}
 	printf("ingest: %" PRId64 " staged, %" PRId64 " duplicates, %" PRId64 " quarantined, %"
 	       PRId64 " sequence gaps, %" PRId64 " batches\n", st.staged, st.duplicates,
 	       st.quarantined, st.gaps, st.batches);

@@ -72,11 +72,56 @@ static const struct command commands[] = {
 	  "inspect quarantined events (replay: not built yet)",
 	  "list        one line per quarantined event: id, adapter, time, reason\n"
 	  "show ID     the reason and the raw bytes of one entry\n" },
-	{ "export", NULL, "export --from T --to T [--room URI]... [--user URI]... "
-	  "[--format xml|jsonl|csv|eml] -o FILE",
-	  "auditor package from the archive (not built yet)", NULL },
-	{ "verify", NULL, "verify PATH...",
-	  "verify bundles, an archive directory or an export (not built yet)", NULL },
+	{ "export", cmd_export, "export --from T --to T [--room URI]... [--user URI]... "
+	  "[--format xml|jsonl|csv|eml] [--adapter NAME] -o FILE",
+	  "auditor package from the archive (tar + zstd, docs/FORMATS.md)",
+	  "Writes FILE: a tar + zstd package (format chatvault-export/1) holding\n"
+	  "README.txt, the matching events, their attachments and manifest.json (the\n"
+	  "query, counts, source bundles, bundles purged in the range, erasures, and the\n"
+	  "SHA-256 and size of every member).  An event matches when from <= ts < to,\n"
+	  "its room is one of the --room URIs (if any) and its user or to is one of the\n"
+	  "--user URIs (if any).  Events of users with an honoured erasure are left out\n"
+	  "and counted.  Reads the archive adapter's bundle catalog; every source bundle\n"
+	  "is verified first, and a damaged one fails the export (exit 1) naming it.\n"
+	  "The finished package is recorded in the audit log; if that fails, no file is\n"
+	  "left.  Times are UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]][Z].\n"
+	  "  --from T, --to T    the range [from, to) (required)\n"
+	  "  --room URI          only these rooms (repeatable)\n"
+	  "  --user URI          only events by or to these users (repeatable)\n"
+	  "  --format F          jsonl (default: the canonical lines), csv (RFC 4180),\n"
+	  "                      xml (Lync compliance XML) or eml (RFC 5322)\n"
+	  "  --adapter NAME      the archive adapter whose catalog to read (default:\n"
+	  "                      the first of type archive in the configuration)\n"
+	  "  -o, --output FILE   the package to write (replaced if it exists)\n"
+	  "  -q, --quiet         no progress line and no summary\n"
+	  "Exit 0 written and audited, 1 runtime failure, 2 bad arguments or no archive\n"
+	  "adapter.\n" },
+	{ "verify", cmd_verify, "verify [-q] PATH...",
+	  "verify bundles, an archive directory, tombstones or an export package",
+	  "Proves the files complete and untampered; needs no database and no\n"
+	  "configuration.  PATH: a bundle (*.tar.zst), a tombstone (*.tombstone.json),\n"
+	  "an archive directory (walked; other files there, e.g. a stray *.tmp, are\n"
+	  "notes) or an export package (recognised by its first member, README.txt).\n"
+	  "All PATHs are judged together:\n"
+	  "  - each bundle: member order, SHA-256 and size of every member, event count,\n"
+	  "    staging id ranges, file name, every events.jsonl line a valid event, the\n"
+	  "    manifest's sources and min/max ts equal to the events;\n"
+	  "  - per adapter, bundles and tombstones in batch order form a hash chain\n"
+	  "    (prev_manifest_sha256), with no batch twice and no staging id missing\n"
+	  "    between them; a tombstone is a known gap (printed with its reason);\n"
+	  "  - per adapter, no event id twice, and every source.seq between a server's\n"
+	  "    lowest and highest is in a bundle or a tombstone, and only once;\n"
+	  "  - an export package: member order, every member listed in manifest.json\n"
+	  "    with its size and SHA-256, files/<sha256> hash to their name; its source\n"
+	  "    bundles, when given too, are the very files it names.\n"
+	  "Removing the newest bundles cannot be told from the files alone (nor the\n"
+	  "oldest: a chain that starts late is a note); compare the last manifest\n"
+	  "hash with the catalog.  Prints one line per finding (FAIL:, ERROR:, note:,\n"
+	  "known gap:) and a summary; the first failure also goes to stderr.\n"
+	  "  -q, --quiet   failures and errors only (no notes, no known gaps)\n"
+	  "Exit 0 everything checks, 3 a problem found, 1 a file could not be read\n"
+	  "(permissions, I/O error, missing PATH, nothing to verify under a PATH),\n"
+	  "2 usage.\n" },
 	{ "retention", cmd_retention, "retention [--dry-run]",
 	  "apply retention: purge expired archive bundles no hold touches",
 	  "For every live bundle of every archive adapter: the applying profiles give\n"

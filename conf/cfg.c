@@ -739,6 +739,79 @@ static int parse_error(struct loader *ld, const char *path)
 	return rc;
 }
 
+/*
+ * libconfig hands an @include target it could fopen() to its flex scanner,
+ * which exit()s the whole process ("input in flex scanner failed") when
+ * the read fails: a directory does that, and a FIFO or a device would
+ * block or never end.  A SIGHUP reload must not kill a worker, so before
+ * libconfig runs, every line it would take for an include
+ * (^[ \t]*@include[ \t]+"name", judged line by line: one inside a block
+ * comment counts too) must name a regular file or nothing (libconfig then
+ * says "cannot open include file"), in the main file and, once each, in
+ * every file included.  Found by tests/fuzz/fuzz_config.c.
+ */
+struct inc_seen {
+	char **paths;
+	size_t n;
+};
+
+static int check_includes(struct loader *ld, const char *file, struct inc_seen *seen)
+{
+	char *buf = NULL, *name = NULL, *full = NULL, **grown, key[CFG_KEYLEN];
+	const char *p, *q, *end, *eol, *close;
+	unsigned line = 0;
+	struct stat st;
+	size_t len;
+	int rc;
+
+	for (size_t i = 0; i < seen->n; i++)
+		if (strcmp(seen->paths[i], file) == 0)
+			return 0;
+	grown = realloc(seen->paths, (seen->n + 1) * sizeof(*grown));
+	if (!grown)
+		return oom(ld);
+	seen->paths = grown;
+	if (!(seen->paths[seen->n] = strdup(file)))
+		return oom(ld);
+	seen->n++;
+	rc = slurp(file, &buf, &len);
+	if (rc)
+		return rc == -ENOMEM ? oom(ld) : 0;   /* libconfig says what it cannot read */
+	end = buf + len;
+	for (p = buf; p < end && rc == 0; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		line++;
+		for (q = p; q < eol && (*q == ' ' || *q == '\t'); q++)
+			;
+		if (eol - q < 10 || memcmp(q, "@include", 8) != 0 || (q[8] != ' ' && q[8] != '\t'))
+			continue;
+		for (q += 8; q < eol && (*q == ' ' || *q == '\t'); q++)
+			;
+		if (q >= eol || *q != '"' || !(close = memchr(q + 1, '"', (size_t)(eol - q - 1))) ||
+		    close == q + 1)
+			continue;
+		name = strndup(q + 1, (size_t)(close - q - 1));
+		if (name)
+			full = CFG_LC_PREFIX_INCLUDES || name[0] != '/'
+				? path_join(ld->include_dir, name) : strdup(name);
+		if (!name || !full) {
+			rc = oom(ld);
+		} else if (stat(full, &st) == 0) {
+			snprintf(key, sizeof(key), "@include \"%s\"", name);
+			rc = S_ISREG(st.st_mode) ? check_includes(ld, full, seen)
+						 : fail_at(ld, file, line, key,
+							   "not a regular file (%s)", full);
+		}
+		free(full);
+		free(name);
+		full = name = NULL;
+	}
+	free(buf);
+	return rc;
+}
+
 /* Parse path with libconfig and record every file it read. */
 static int read_file(struct loader *ld, const char *path)
 {
@@ -768,6 +841,16 @@ static int read_file(struct loader *ld, const char *path)
 	config_init(&ld->lc);
 	ld->lc_live = true;
 	config_set_include_dir(&ld->lc, ld->include_dir);
+	{
+		struct inc_seen seen = { 0 };
+
+		rc = check_includes(ld, path, &seen);
+		for (size_t i = 0; i < seen.n; i++)
+			free(seen.paths[i]);
+		free(seen.paths);
+		if (rc)
+			return rc;
+	}
 	if (!config_read_file(&ld->lc, path))
 		return parse_error(ld, path);
 

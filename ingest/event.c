@@ -930,7 +930,9 @@ int ing_event_parse(const char *buf, size_t len, size_t max_size, unsigned flags
 			    field_prefix(pfx, sizeof(pfx), buf, off), off, why);
 
 	if (buf[0] != '{') {
-		off = strspn(buf, " \t");
+		/* buf is not NUL-terminated: no strspn (found by fuzz_event). */
+		for (off = 0; off < n && (buf[off] == ' ' || buf[off] == '\t'); off++)
+			;
 		if (off < n && buf[off] == '{')
 			return fail(err, errlen, "whitespace before the event object");
 		return fail(err, errlen, "event is not a JSON object");

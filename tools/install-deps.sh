@@ -1,16 +1,19 @@
 #!/bin/sh
-# install-deps.sh [--test] — install the Debian packages chatvault needs to
-# build (and, with --test, to run its tests and the demo) when missing.
-# Called by `make`, `make check` and `make demo`; safe to run again.
+# install-deps.sh [--test|--fuzz] — install the Debian packages chatvault needs
+# to build (and, with --test, to run its tests and the demo; with --fuzz, to
+# build the libFuzzer targets of `make fuzz`) when missing.
+# Called by `make`, `make check`, `make demo` and `make fuzz`; safe to run again.
 set -eu
 
 build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
 librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
-python3 procps bc systemd"
+python3 procps bc systemd time"
+fuzz_pkgs="clang libclang-rt-dev"
 
 want=$build_pkgs
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
+[ "${1:-}" = "--fuzz" ] && want="$build_pkgs $fuzz_pkgs"
 
 missing=""
 for p in $want; do

@@ -25,7 +25,7 @@ pass=0; fail=0; failed=""
 for t in $tests; do
 	db="cv_$(echo "$t" | tr -c 'a-z0-9_\n' '_')"
 	work=$(mktemp -d /tmp/cvit.XXXXXX)
-	dropdb --if-exists -q "$db" 2>/dev/null || true
+	dropdb --if-exists "$db" 2>/dev/null || true
 	createdb "$db"
 	start=$(date +%s)
 	if (cd "$work" && PGDATABASE="$db" WORK="$work" sh -eu "$here/$t.sh") >"$work/log" 2>&1; then
