@@ -53,7 +53,7 @@ CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_verify.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
-MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql
+MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql
 
 LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
 	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CLI_SRCS)

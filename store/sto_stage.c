@@ -172,8 +172,10 @@ static enum cv_result track_server(struct sto_db *db, const char *server, const 
 	const char *p1[1] = { server };
 	PGresult *res = NULL;
 	enum cv_result r;
-	int64_t last = 0;
+	int64_t last = 0, new_gaps = 0;
 	bool known = false;
+	struct cv_buf late = { 0 };
+	char first_gap[64] = "";
 
 	r = sto_exec(db, "read source sequence",
 		     "SELECT last_seq FROM chatvault.source_sequences WHERE source_server = $1 FOR UPDATE",
@@ -203,21 +205,38 @@ static enum cv_result track_server(struct sto_db *db, const char *server, const 
 					     " (source_server, first_missing, last_missing) VALUES ($1, $2, $3)",
 					     3, pg, NULL, err, errlen);
 				if (r != CV_OK)
-					return r;
-				(*gaps)++;
-				cv_warn("ingest", "producer %s: sequence gap %s..%s (events lost upstream?)",
-					server, a, b);
+					goto out;
+				if (new_gaps++ == 0)
+					snprintf(first_gap, sizeof(first_gap), "%s..%s", a, b);
 			}
 			last = s;
-		} else {
-			const char *pg[2] = { server, a };
-
-			snprintf(a, sizeof(a), "%" PRId64, s);
-			r = sto_exec(db, "fill sequence gap",
-				     "SELECT chatvault.fill_sequence_gap($1, $2)", 2, pg, NULL, err, errlen);
-			if (r != CV_OK)
-				return r;
+		} else if (cv_buf_printf(&late, "%s%" PRId64, late.len ? "," : "{", s) != 0) {
+			snprintf(err, errlen, "sequence tracking: out of memory");
+			r = CV_RETRY;
+			goto out;
 		}
+	}
+	/* Late numbers (another Kafka partition, a producer retry) fill the gaps
+	 * they fall into: one statement per server and batch, not per event. */
+	if (late.len) {
+		const char *pf[2] = { server, NULL };
+
+		if (cv_buf_append(&late, "}", 2) != 0) {
+			snprintf(err, errlen, "sequence tracking: out of memory");
+			r = CV_RETRY;
+			goto out;
+		}
+		pf[1] = late.data;
+		r = sto_exec(db, "fill sequence gaps",
+			     "SELECT chatvault.fill_sequence_gap($1, s) FROM unnest($2::bigint[]) AS u(s)",
+			     2, pf, NULL, err, errlen);
+		if (r != CV_OK)
+			goto out;
+	}
+	if (new_gaps) {
+		*gaps += new_gaps;
+		cv_warn("ingest", "producer %s: %" PRId64 " new sequence gap(s), first %s (recorded; "
+			"late events fill them, see chatvault status)", server, new_gaps, first_gap);
 	}
 	{
 		const char *pu[3] = { server, last_s, cnt_s };
@@ -230,6 +249,8 @@ static enum cv_result track_server(struct sto_db *db, const char *server, const 
 			     " SET last_seq = $2, events = chatvault.source_sequences.events + $3,"
 			     " updated_at = now()", 3, pu, NULL, err, errlen);
 	}
+out:
+	cv_buf_free(&late);
 	return r;
 }
 
