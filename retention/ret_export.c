@@ -21,6 +21,7 @@
  *      line its staging id (they come last, hence the "pending" file).
  */
 #include "ret_export.h"
+#include "ret_admin.h"
 #include "ret_export_int.h"
 
 #include <errno.h>
@@ -289,32 +290,11 @@ static int sorted_list(const char *const *v, size_t n, const char ***out, size_t
 	return 0;
 }
 
+/* The same actor the other administrative acts record (ret_admin.h): the
+ * effective user, not $USER, which anyone can set. */
 static void who_am_i(struct ret_export_job *j)
 {
-	char login[256] = "", host[256] = "";
-	const char *u;
-
-	if (getlogin_r(login, sizeof(login)) != 0 || !login[0]) {
-		u = getenv("USER");
-		if (!u || !*u)
-			u = getenv("LOGNAME");
-		if (u && *u && strlen(u) < sizeof(login)) {
-			snprintf(login, sizeof(login), "%s", u);
-		} else {
-			struct passwd pw, *pwp = NULL;
-			char pwbuf[1024];
-
-			if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &pwp) == 0 && pwp &&
-			    strlen(pw.pw_name) < sizeof(login))
-				snprintf(login, sizeof(login), "%s", pw.pw_name);
-			else
-				snprintf(login, sizeof(login), "%u", (unsigned)getuid());
-		}
-	}
-	if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	snprintf(j->exported_by, sizeof(j->exported_by), "%s@%s", login, host);
+	ret_actor(j->exported_by, sizeof(j->exported_by));
 }
 
 /* Output paths and the private temporary directory next to the output. */
