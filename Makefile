@@ -45,7 +45,7 @@ STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
 ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c
 DELIVER_SRCS  = deliver/dlv_worker.c
-RETENTION_SRCS = retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
+RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
@@ -78,7 +78,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_DIR      = build/fuzz
 FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
-		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c
 FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \

@@ -5,6 +5,7 @@
  */
 #include "ret_export.h"
 #include "ret_export_int.h"
+#include "ret_lines.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +32,7 @@ struct rx_bundle {
 	bool in_member;
 	bool failed;                 /* j->err holds our own reason */
 	bool have_events, have_manifest;
-	struct cv_buf line;
-	int64_t lines;
+	struct ret_lines lines;      /* events.jsonl, line by line */
 	char events_sha[CV_SHA256_HEX];
 	int fd;                      /* attachment being copied out */
 	char part[PATH_MAX], final[PATH_MAX];
@@ -110,15 +110,20 @@ static bool matches(const struct ret_export_job *j, const struct ing_event *ev)
 	return true;
 }
 
-/* One complete events.jsonl line (without its newline). */
-static int process_line(struct rx_bundle *b, const char *line, size_t len)
+/* One complete events.jsonl line (without its newline); NULL: too long. */
+static int process_line(void *arg, const char *line, size_t len, int64_t lineno)
 {
+	struct rx_bundle *b = arg;
 	struct ret_export_job *j = b->j;
 	struct ret_export_erased *eu, *et;
 	char why[ING_EVENT_ERRLEN];
 	struct ing_event ev;
-	int64_t lineno = ++b->lines;
 	int rc = 0;
+
+	if (!line)
+		return rx_bad(b, -EBADMSG, "events.jsonl line %" PRId64 ": longer than "
+			      "ingest.max_event_size (%zu bytes; raise it to export this)",
+			      lineno, j->max_line);
 
 	if (lineno % RX_POLL_LINES == 0) {
 		if (ret_export_stopped(j)) {
@@ -174,35 +179,8 @@ out:
 
 static int events_data(struct rx_bundle *b, const char *p, size_t len)
 {
-	const char *end = p + len;
-
 	cv_sha256_update(b->j->sha, p, len);
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		int rc;
-
-		if (b->line.len + n > b->j->max_line)
-			return rx_bad(b, -EBADMSG, "events.jsonl line %" PRId64 ": longer than "
-				      "ingest.max_event_size (%zu bytes; raise it to export this)",
-				      b->lines + 1, b->j->max_line);
-		if (!nl || b->line.len) {
-			if (cv_buf_append(&b->line, p, n) != 0)
-				return rx_bad(b, -ENOMEM, "out of memory");
-		}
-		if (!nl)
-			break;
-		/* A whole line inside one chunk needs no copy. */
-		if (b->line.len)
-			rc = process_line(b, b->line.data, b->line.len);
-		else
-			rc = process_line(b, p, n);
-		b->line.len = 0;
-		if (rc)
-			return rc;
-		p = nl + 1;
-	}
-	return 0;
+	return ret_lines_feed(&b->lines, p, len);
 }
 
 static int member_begin(struct rx_bundle *b, const struct adp_bundle_chunk *c)
@@ -251,7 +229,7 @@ static int member_end(struct rx_bundle *b, const struct adp_bundle_chunk *c)
 	case RX_EVENTS:
 		cv_sha256_final_hex(b->j->sha, b->events_sha);
 		b->have_events = true;
-		if (b->line.len)
+		if (ret_lines_pending(&b->lines))
 			return rx_bad(b, -EBADMSG, "events.jsonl: last line unterminated");
 		break;
 	case RX_MANIFEST:
@@ -477,6 +455,7 @@ int ret_export_bundle(struct ret_export_job *j, const struct ret_export_row *row
 	int fd, rc;
 
 	b.name = row->path;
+	b.lines = (struct ret_lines){ .fn = process_line, .arg = &b, .max = j->max_line };
 	base = strrchr(row->path, '/') ? strrchr(row->path, '/') + 1 : row->path;
 	fd = open(row->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -505,10 +484,10 @@ int ret_export_bundle(struct ret_export_job *j, const struct ret_export_row *row
 					"unreadable", rerr);
 		goto out;
 	}
-	if (!b.have_events || !b.have_manifest || b.lines != info.event_count ||
+	if (!b.have_events || !b.have_manifest || b.lines.lineno != info.event_count ||
 	    strcmp(b.manifest_sha, info.manifest_sha256) != 0) {
 		rc = rx_bad(&b, -EBADMSG, "changed while being read (manifest %s, lines %" PRId64 ")",
-			    b.manifest_sha, b.lines);
+			    b.manifest_sha, b.lines.lineno);
 		goto out;
 	}
 	if ((rc = manifest_ranges(&b, &ranges, &nranges)) != 0)
@@ -536,7 +515,7 @@ out:
 		unlink(b.part);
 	}
 	free(ranges);
-	cv_buf_free(&b.line);
+	ret_lines_free(&b.lines);
 	cv_buf_free(&b.manifest);
 	close(fd);
 	return rc;

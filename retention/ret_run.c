@@ -18,11 +18,11 @@
 #include "cv_log.h"
 #include "cv_time.h"
 #include "cv_util.h"
+#include "ret_lines.h"
 #include "ret_policy.h"
 #include "sto_db.h"
 
 #define RET_COMPONENT "retention"
-#define RET_MAX_LINE (64 * 1024 * 1024)   /* an event line is never longer */
 
 /* ---- what the catalog holds ------------------------------------------- */
 
@@ -155,7 +155,7 @@ struct seq {
 };
 
 struct reader {
-	struct cv_buf line;      /* a partial events.jsonl line */
+	struct ret_lines lines;  /* events.jsonl, line by line */
 	struct cv_buf manifest;
 	struct seq *seqs;
 	size_t nseqs, capseqs;
@@ -166,7 +166,7 @@ struct reader {
 
 static void reader_free(struct reader *r)
 {
-	cv_buf_free(&r->line);
+	ret_lines_free(&r->lines);
 	cv_buf_free(&r->manifest);
 	free(r->seqs);
 	for (size_t i = 0; i < r->nservers; i++)
@@ -193,9 +193,10 @@ static int server_index(struct reader *r, const char *s, uint32_t *idx)
 	return 0;
 }
 
-static int take_line(struct reader *r, const char *p, size_t len)
+static int take_line(void *arg, const char *p, size_t len, int64_t lineno)
 {
-	json_t *ev = json_loadb(p, len, 0, NULL);
+	struct reader *r = arg;
+	json_t *ev = p ? json_loadb(p, len, 0, NULL) : NULL;
 	json_t *src = json_object_get(ev, "source");
 	const char *server = json_string_value(json_object_get(src, "server"));
 	json_t *seq = json_object_get(src, "seq");
@@ -203,7 +204,8 @@ static int take_line(struct reader *r, const char *p, size_t len)
 	int rc = 0;
 
 	if (!server || !json_is_integer(seq)) {
-		snprintf(r->err, sizeof(r->err), "events.jsonl: a line without source.server/seq");
+		snprintf(r->err, sizeof(r->err), "events.jsonl line %" PRId64 ": %s", lineno,
+			 p ? "no source.server/seq" : "too long");
 		json_decref(ev);
 		return -EBADMSG;
 	}
@@ -227,37 +229,22 @@ static int take_line(struct reader *r, const char *p, size_t len)
 	return rc;
 }
 
-static int read_cb(void *arg, const struct adp_bundle_chunk *c)
+/* Hooks into the verifying pass (adp_bundle_verify_ex): one read of the
+ * bundle both proves it sound and yields what the tombstone needs. */
+static int events_hook(void *arg, const void *data, size_t len)
 {
 	struct reader *r = arg;
-	const char *p = c->data, *end = p + c->len;
 
-	if (strcmp(c->name, "manifest.json") == 0)
-		return c->len ? cv_buf_append(&r->manifest, c->data, c->len) : 0;
-	if (strcmp(c->name, "events.jsonl") != 0)
-		return 0;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		int rc;
+	return ret_lines_feed(&r->lines, data, len);
+}
 
-		if (r->line.len + n > RET_MAX_LINE) {
-			snprintf(r->err, sizeof(r->err), "events.jsonl: line too long");
-			return -EBADMSG;
-		}
-		if (!nl)
-			return cv_buf_append(&r->line, p, n);
-		if (r->line.len) {
-			if ((rc = cv_buf_append(&r->line, p, n)) != 0 ||
-			    (rc = take_line(r, r->line.data, r->line.len)) != 0)
-				return rc;
-			cv_buf_reset(&r->line);
-		} else if ((rc = take_line(r, p, n)) != 0) {
-			return rc;
-		}
-		p = nl + 1;
-	}
-	return 0;
+static int manifest_hook(void *arg, const char *data, size_t len, const char *sha256)
+{
+	struct reader *r = arg;
+
+	(void)sha256;
+	cv_buf_reset(&r->manifest);
+	return cv_buf_append(&r->manifest, data, len);
 }
 
 static int seq_cmp(const void *a, const void *b)
@@ -398,17 +385,21 @@ static json_t *tombstone_json(const struct bundle_row *b, const struct adp_bundl
 	return t;
 }
 
-/* Verify and read the bundle; fills info, file_sha and rd.  Returns 0, or
- * -1 with the reason printed (the bundle is kept). */
+/* Verify and read the bundle in one pass; fills info, file_sha and rd.
+ * Returns 0, or -1 with the reason printed (the bundle is kept). */
 static int inspect(struct run *run, const struct bundle_row *b, struct adp_bundle_info *info,
 		   char file_sha[CV_SHA256_HEX], struct reader *rd)
 {
-	char why[1024];
+	const struct adp_bundle_hooks hooks = { events_hook, manifest_hook, rd };
+	char why[1024] = "";
 	uint64_t size;
 	int rc;
 
-	if ((rc = adp_bundle_verify_info(b->path, info, why, sizeof(why))) != 0) {
-		say(run, "kept", b, "cannot purge, the bundle does not verify: %s", why);
+	rd->lines = (struct ret_lines){ .fn = take_line, .arg = rd };
+	if ((rc = adp_bundle_verify_ex(b->path, &hooks, info, why, sizeof(why))) != 0 ||
+	    ret_lines_pending(&rd->lines)) {
+		say(run, "kept", b, "cannot purge, the bundle does not verify: %s",
+		    rd->err[0] ? rd->err : why[0] ? why : "events.jsonl: last line unterminated");
 		return -1;
 	}
 	if (strcmp(info->manifest_sha256, b->chain) != 0) {
@@ -418,12 +409,6 @@ static int inspect(struct run *run, const struct bundle_row *b, struct adp_bundl
 	}
 	if ((rc = cv_sha256_file(b->path, file_sha, &size)) != 0) {
 		say(run, "kept", b, "cannot purge, cannot hash the bundle: %s", strerror(-rc));
-		return -1;
-	}
-	rc = adp_bundle_read(b->path, read_cb, rd, why, sizeof(why));
-	if (rc != 0) {
-		say(run, "kept", b, "cannot purge, cannot read the bundle: %s",
-		    rd->err[0] ? rd->err : why);
 		return -1;
 	}
 	return 0;

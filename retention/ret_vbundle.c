@@ -44,7 +44,7 @@ struct vbsrc {
 struct vbundle {
 	struct ret_vctx *c;
 	const char *path;
-	struct ret_vlines lines;
+	struct ret_lines lines;
 	uint8_t (*ids)[RET_VIDS_LEN];
 	size_t nids, capids;
 	struct ret_vmap servers;         /* -> struct vbsrc */
@@ -124,11 +124,11 @@ static int bundle_line(void *arg, const char *line, size_t len, int64_t lineno)
 		if (!b->bad_lines++) {
 			b->first_bad_line = lineno;
 			snprintf(b->first_bad, sizeof(b->first_bad), "longer than %d bytes",
-				 RET_VLINE_MAX);
+				 RET_LINE_MAX);
 		}
 		return 0;
 	}
-	rc = ing_event_parse(line, len, RET_VLINE_MAX, 0, &ev, why, sizeof(why));
+	rc = ing_event_parse(line, len, RET_LINE_MAX, 0, &ev, why, sizeof(why));
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc) {
@@ -198,7 +198,7 @@ static int bundle_events(void *arg, const void *data, size_t len)
 {
 	struct vbundle *b = arg;
 
-	return ret_vlines_feed(&b->lines, data, len);
+	return ret_lines_feed(&b->lines, data, len);
 }
 
 static int bundle_manifest(void *arg, const char *data, size_t len, const char *sha256)
@@ -503,7 +503,7 @@ int ret_vbundle_check(struct ret_vctx *c, size_t idx)
 out:
 	ret_vitem_free(it);
 	json_decref(b.man);
-	ret_vlines_free(&b.lines);
+	ret_lines_free(&b.lines);
 	ret_vmap_free(&b.servers, free_bsrc);
 	free(b.ids);
 	return rc == -ENOMEM ? rc : 0;

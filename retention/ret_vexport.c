@@ -60,7 +60,7 @@ struct xctx {
 	struct cv_buf manifest;
 	bool have_manifest;
 	/* events.jsonl */
-	struct ret_vlines lines;
+	struct ret_lines lines;
 	int64_t bad_lines, first_bad_line;
 	char first_bad[ING_EVENT_ERRLEN];
 	/* events.csv */
@@ -172,10 +172,10 @@ static int export_line(void *arg, const char *line, size_t len, int64_t lineno)
 	int rc;
 
 	if (!line) {
-		snprintf(why, sizeof(why), "longer than %d bytes", RET_VLINE_MAX);
+		snprintf(why, sizeof(why), "longer than %d bytes", RET_LINE_MAX);
 		rc = -EINVAL;
 	} else {
-		rc = ing_event_parse(line, len, RET_VLINE_MAX, 0, &ev, why, sizeof(why));
+		rc = ing_event_parse(line, len, RET_LINE_MAX, 0, &ev, why, sizeof(why));
 		if (rc == -ENOMEM)
 			return rc;
 		if (rc == 0)
@@ -275,7 +275,7 @@ static int export_cb(void *arg, const struct adp_bundle_chunk *ch)
 		return cv_buf_append(&c->manifest, ch->data, ch->len) ? -ENOMEM : 0;
 	case XC_EVENTS:
 		if (c->kind == XK_JSONL)
-			return ret_vlines_feed(&c->lines, ch->data, ch->len);
+			return ret_lines_feed(&c->lines, ch->data, ch->len);
 		if (c->kind == XK_CSV)
 			csv_feed(c, ch->data, ch->len);
 		return 0;
@@ -571,7 +571,7 @@ out:
 	free(c.m);
 	ret_vmap_free(&c.names, NULL);
 	free(c.last_events);
-	ret_vlines_free(&c.lines);
+	ret_lines_free(&c.lines);
 	cv_buf_free(&c.manifest);
 	cv_sha256_free(c.sha);
 	return rc == -ENOMEM ? rc : 0;

@@ -13,11 +13,10 @@
 #include <sys/types.h>
 
 #include "cv_util.h"
+#include "ret_lines.h"
 #include "ret_verify.h"
 #include "ret_vseq.h"
 
-/* Longest events.jsonl line accepted: ingest's max_event_size ceiling. */
-#define RET_VLINE_MAX (64 * 1024 * 1024)
 /* Largest manifest.json or tombstone loaded whole. */
 #define RET_VJSON_MAX (64 * 1024 * 1024)
 
@@ -43,22 +42,6 @@ void ret_vrep_gap(struct ret_vrep *r, const char *fmt, ...)
  * as FAIL for -EBADMSG and ERROR otherwise. */
 void ret_vrep_reader(struct ret_vrep *r, const char *path, int rc, const char *err);
 
-/*
- * Split a member's bytes into lines: feed chunks, get each complete line
- * (without '\n') through fn.  A line longer than RET_VLINE_MAX is passed
- * as NULL with its length so far and the rest of it skipped.  fn returns
- * 0 or a negative errno that stops the feed.
- */
-typedef int (*ret_vline_fn)(void *arg, const char *line, size_t len, int64_t lineno);
-
-struct ret_vlines {
-	struct cv_buf part;     /* the unfinished line */
-	int64_t lineno;         /* lines completed */
-	bool skipping;          /* inside an over-long line */
-	ret_vline_fn fn;
-	void *arg;
-};
-
 /* The part of path after its last '/'. */
 const char *ret_vbase(const char *path);
 
@@ -66,8 +49,6 @@ const char *ret_vbase(const char *path);
 #define RET_VRANGE_LEN 48
 const char *ret_vrange(char *buf, int64_t a, int64_t b);
 
-int ret_vlines_feed(struct ret_vlines *l, const void *data, size_t len);
-void ret_vlines_free(struct ret_vlines *l);
 
 /* One source bundle named by an export package's manifest. */
 struct ret_vsrc_bundle {

@@ -235,26 +235,26 @@ static void test_vlines(void **state)
 {
 	static const char text[] = "alpha\nbeta\n\ngamma delta\nomega\n";
 	struct lines_log log = { 0 };
-	struct ret_vlines l = { .fn = log_line, .arg = &log };
+	struct ret_lines l = { .fn = log_line, .arg = &log };
 
 	(void)state;
 	/* Every split of the input into two chunks gives the same lines. */
 	for (size_t cut = 0; cut <= sizeof(text) - 1; cut++) {
 		memset(&log, 0, sizeof(log));
-		l = (struct ret_vlines){ .fn = log_line, .arg = &log };
-		assert_int_equal(ret_vlines_feed(&l, text, cut), 0);
-		assert_int_equal(ret_vlines_feed(&l, text + cut, sizeof(text) - 1 - cut), 0);
+		l = (struct ret_lines){ .fn = log_line, .arg = &log };
+		assert_int_equal(ret_lines_feed(&l, text, cut), 0);
+		assert_int_equal(ret_lines_feed(&l, text + cut, sizeof(text) - 1 - cut), 0);
 		assert_string_equal(log.text, "1:alpha|2:beta|3:|4:gamma delta|5:omega|");
 		assert_int_equal(l.part.len, 0);
-		ret_vlines_free(&l);
+		ret_lines_free(&l);
 	}
 	/* An unterminated tail stays in part. */
 	memset(&log, 0, sizeof(log));
-	l = (struct ret_vlines){ .fn = log_line, .arg = &log };
-	assert_int_equal(ret_vlines_feed(&l, "a\nbc", 4), 0);
+	l = (struct ret_lines){ .fn = log_line, .arg = &log };
+	assert_int_equal(ret_lines_feed(&l, "a\nbc", 4), 0);
 	assert_string_equal(log.text, "1:a|");
 	assert_int_equal(l.part.len, 2);
-	ret_vlines_free(&l);
+	ret_lines_free(&l);
 }
 
 static void test_vlines_long(void **state)
@@ -262,20 +262,20 @@ static void test_vlines_long(void **state)
 	size_t chunk = 1024 * 1024;
 	char *big = malloc(chunk);
 	struct lines_log log = { 0 };
-	struct ret_vlines l = { .fn = log_line, .arg = &log };
+	struct ret_lines l = { .fn = log_line, .arg = &log };
 
 	(void)state;
 	assert_non_null(big);
 	memset(big, 'x', chunk);
-	assert_int_equal(ret_vlines_feed(&l, "short\n", 6), 0);
-	/* RET_VLINE_MAX + a bit, in 1 MiB chunks, then the rest of it and a
+	assert_int_equal(ret_lines_feed(&l, "short\n", 6), 0);
+	/* RET_LINE_MAX + a bit, in 1 MiB chunks, then the rest of it and a
 	 * normal line: one "long" call, the line after it numbered 3. */
-	for (size_t done = 0; done <= RET_VLINE_MAX; done += chunk)
-		assert_int_equal(ret_vlines_feed(&l, big, chunk), 0);
-	assert_int_equal(ret_vlines_feed(&l, "tail\nnext\n", 10), 0);
+	for (size_t done = 0; done <= RET_LINE_MAX; done += chunk)
+		assert_int_equal(ret_lines_feed(&l, big, chunk), 0);
+	assert_int_equal(ret_lines_feed(&l, "tail\nnext\n", 10), 0);
 	assert_int_equal(log.long_lines, 1);
 	assert_string_equal(log.text, "1:short|<long 2>|3:next|");
-	ret_vlines_free(&l);
+	ret_lines_free(&l);
 	free(big);
 }
 
