@@ -47,11 +47,13 @@ static const char *ms_param(char *buf, size_t len, int64_t ms, int64_t open)
 	return buf;
 }
 
-static enum cv_result audit(struct sto_db *db, const char *actor, const char *action,
-			    const char *target, json_t *details, char *err, size_t errlen)
+enum cv_result ret_audit(struct sto_db *db, const char *actor, const char *action,
+			 const char *target, const json_t *details, int64_t *audit_id,
+			 char *err, size_t errlen)
 {
-	char *d = json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *d = details ? json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER) : strdup("{}");
 	const char *p[4] = { actor, action, target, d };
+	PGresult *res = NULL;
 	enum cv_result r;
 
 	if (!d) {
@@ -59,8 +61,11 @@ static enum cv_result audit(struct sto_db *db, const char *actor, const char *ac
 		return CV_FAIL;
 	}
 	r = sto_exec(db, "audit", "INSERT INTO chatvault.audit_log (actor, action, target, details)"
-		     " VALUES ($1, $2, $3, $4::jsonb)", 4, p, NULL, err, errlen);
+		     " VALUES ($1, $2, $3, $4::jsonb) RETURNING audit_id", 4, p, &res, err, errlen);
 	free(d);
+	if (r == CV_OK && audit_id)
+		*audit_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	return r;
 }
 
@@ -106,7 +111,7 @@ int ret_hold_add(struct sto_db *db, const struct ret_hold_req *req, const char *
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	r = audit(db, actor, "hold.add", req->user ? req->user : req->room, d, err, errlen);
+	r = ret_audit(db, actor, "hold.add", req->user ? req->user : req->room, d, NULL, err, errlen);
 	json_decref(d);
 	if (r != CV_OK || (r = sto_commit(db, err, errlen)) != CV_OK)
 		goto fail;
@@ -157,7 +162,7 @@ int ret_hold_release(struct sto_db *db, int64_t id, const char *reason, const ch
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	r = audit(db, actor, "hold.release", ids, d, err, errlen);
+	r = ret_audit(db, actor, "hold.release", ids, d, NULL, err, errlen);
 	json_decref(d);
 	if (r != CV_OK || (r = sto_commit(db, err, errlen)) != CV_OK)
 		goto fail;
@@ -425,7 +430,7 @@ int ret_erase(struct sto_db *db, const struct cfg *cfg, const char *user, const 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	r = audit(db, actor, "erase", user, d, err, errlen);
+	r = ret_audit(db, actor, "erase", user, d, NULL, err, errlen);
 	json_decref(d);
 	if (r != CV_OK || (r = sto_commit(db, err, errlen)) != CV_OK)
 		goto fail;

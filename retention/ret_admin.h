@@ -20,7 +20,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "cfg.h"
+#include "cv_result.h"
 
 struct sto_db;
 
@@ -63,6 +66,17 @@ int ret_erase(struct sto_db *db, const struct cfg *cfg, const char *user, const 
 
 /* Text written in place of erased content. */
 #define RET_ERASED_TEXT "[erased]"
+
+/*
+ * Append one row to chatvault.audit_log (inside the caller's transaction,
+ * if one is open): actor, action ("hold.add", "retention.purge", "export",
+ * …), target (may be NULL), details (a JSON object, may be NULL).  The new
+ * audit_id goes to *audit_id when not NULL.  Returns CV_OK, or CV_RETRY /
+ * CV_FAIL with err.
+ */
+enum cv_result ret_audit(struct sto_db *db, const char *actor, const char *action,
+			 const char *target, const json_t *details, int64_t *audit_id,
+			 char *err, size_t errlen);
 
 /* "<login>@<host>" of the calling process, for the audit trail. */
 void ret_actor(char *buf, size_t len);

@@ -384,8 +384,7 @@ static int prepare_paths(struct ret_export_job *j)
 static int publish(struct ret_export_job *j)
 {
 	json_t *d;
-	char *details = NULL, dberr[STO_ERRLEN];
-	const char *p[3];
+	char dberr[STO_ERRLEN];
 	bool renamed = false;
 	int rc;
 
@@ -394,21 +393,14 @@ static int publish(struct ret_export_job *j)
 		      "source_bundles", (json_int_t)j->res->bundles,
 		      "purged_in_range", (json_int_t)j->res->purged,
 		      "output_sha256", j->res->sha256, "output_size", (json_int_t)j->res->size);
-	details = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(d);
-	if (!details) {
+	if (!d) {
 		ret_export_fail(j, "out of memory");
 		unlink(j->out_tmp);
 		return -ENOMEM;
 	}
-	p[0] = j->exported_by;
-	p[1] = j->out_abs;
-	p[2] = details;
 	if (sto_begin(j->db, dberr, sizeof(dberr)) != CV_OK ||
-	    sto_exec(j->db, "audit export",
-		     "INSERT INTO chatvault.audit_log (actor, action, target, details)"
-		     " VALUES ($1, 'export', $2, $3::jsonb)", 3, p, NULL, dberr,
-		     sizeof(dberr)) != CV_OK) {
+	    ret_audit(j->db, j->exported_by, "export", j->out_abs, d, NULL, dberr,
+		      sizeof(dberr)) != CV_OK) {
 		rc = db_fail(j, dberr);
 		goto fail;
 	}
@@ -426,7 +418,7 @@ static int publish(struct ret_export_job *j)
 		rc = db_fail(j, dberr);
 		goto fail;
 	}
-	free(details);
+	json_decref(d);
 	return 0;
 fail:
 	sto_rollback(j->db);
@@ -438,7 +430,7 @@ fail:
 	} else {
 		unlink(j->out_tmp);
 	}
-	free(details);
+	json_decref(d);
 	return rc;
 }
 

@@ -18,6 +18,7 @@
 #include "cv_log.h"
 #include "cv_time.h"
 #include "cv_util.h"
+#include "ret_admin.h"
 #include "ret_lines.h"
 #include "ret_policy.h"
 #include "sto_db.h"
@@ -338,23 +339,8 @@ static void say(struct run *run, const char *verb, const struct bundle_row *b, c
 static enum cv_result audit(struct run *run, const char *action, const char *target,
 			    json_t *details, int64_t *audit_id)
 {
-	char *d = json_dumps(details, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	const char *p[4] = { run->o->actor, action, target, d };
-	PGresult *res = NULL;
-	enum cv_result r;
-
-	if (!d) {
-		snprintf(run->err, run->errlen, "audit: out of memory");
-		return CV_FAIL;
-	}
-	r = sto_exec(run->db, "audit", "INSERT INTO chatvault.audit_log (actor, action, target, details)"
-		     " VALUES ($1, $2, $3, $4::jsonb) RETURNING audit_id", 4, p, &res, run->err,
-		     run->errlen);
-	free(d);
-	if (r == CV_OK && audit_id)
-		*audit_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return r;
+	return ret_audit(run->db, run->o->actor, action, target, details, audit_id, run->err,
+			 run->errlen);
 }
 
 static json_t *tombstone_json(const struct bundle_row *b, const struct adp_bundle_info *info,
