@@ -22,7 +22,7 @@ void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "chatvault: %s%s%s\n", ctx->cmd ? ctx->cmd : "", ctx->cmd ? ": " : "", msg);
+	cv_log_cmd_error(ctx->cmd, msg);
 }
 
 int cli_load_config(struct cli_ctx *ctx)

@@ -1,7 +1,7 @@
 /*
  * main — `chatvault`: global options and git-style subcommand dispatch.
  *
- *   chatvault [-c FILE] [-D DIR] [-v|-q] COMMAND [ARGS]
+ *   chatvault [-c FILE] [-D DIR] [-v|-q] [--log-format=human|logfmt] COMMAND [ARGS]
  *
  * Every command of design.md §2 is listed; the ones not built yet say so
  * and exit 2 instead of pretending to work.
@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "cli.h"
+#include "cv_log.h"
 
 struct command {
 	const char *name;
@@ -57,11 +59,14 @@ static const struct command commands[] = {
 	  "SIGTERM.  Exit 1 with --once if an adapter kept failing.\n"
 	  "  --once          deliver what is staged, then exit\n"
 	  "  --adapter NAME  only this adapter instance\n" },
-	{ "run", cmd_run, "run",
+	{ "run", cmd_run, "run [--metrics HOST:PORT]",
 	  "ingest, deliver and the retention schedule in one process",
 	  "Runs the ingest consumer, the delivery workers and retention (first after\n"
 	  "one retention.schedule interval, then every interval) on three threads\n"
-	  "until SIGTERM, which finishes the current batch and exits 0.\n" },
+	  "until SIGTERM, which finishes the current batch and exits 0.\n"
+	  "  --metrics HOST:PORT  serve GET /metrics (Prometheus text format 0.0.4)\n"
+	  "                       and GET /healthz on HOST:PORT, e.g. 127.0.0.1:9187\n"
+	  "                       (overrides metrics.listen; docs/OPERATIONS.md)\n" },
 	{ "status", cmd_status, "status [--json]",
 	  "queue depth, staging backlog per adapter, quarantine, gaps",
 	  "Shows the queue depth, staged events, and per adapter: backlog, oldest\n"
@@ -162,7 +167,7 @@ static const struct command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: chatvault [-c FILE] [-D DIR] [-v|-q] COMMAND [ARGS]\n"
+		"usage: chatvault [-c FILE] [-D DIR] [-v|-q] [--log-format=F] COMMAND [ARGS]\n"
 		"\n"
 		"Compliance archiving for persistent group chat and instant messaging.\n"
 		"\n"
@@ -172,6 +177,10 @@ static void usage(FILE *out)
 		"  -D DIR    data directory: spool, archives (default ./var)\n"
 		"  -v        more log output (-vv for debug)\n"
 		"  -q        errors only\n"
+		"  --log-format=human|logfmt\n"
+		"            log lines for a person or as key=value records (default:\n"
+		"            logfmt under journald, and for ingest/deliver/run when stderr\n"
+		"            is not a terminal; human otherwise)\n"
 		"  -h        this help; COMMAND --help for a command's\n"
 		"\n"
 		"Commands:\n");
@@ -191,17 +200,30 @@ static const struct command *find_command(const char *name)
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "log-format", required_argument, NULL, 'L' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct cli_ctx ctx = { .sigfd = -1 };
 	const struct command *cmd;
-	int opt, rc;
+	int opt, rc, log_format = -1;
+	bool journal;
 
 	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return CLI_OK;
 	}
 	/* '+': stop at the first non-option, which is the subcommand. */
-	while ((opt = getopt(argc, argv, "+c:D:vqh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:D:vqh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'L':
+			log_format = cv_log_format_parse(optarg);
+			if (log_format < 0) {
+				fprintf(stderr, "chatvault: --log-format: must be human or logfmt"
+					" (got \"%s\")\n", optarg);
+				return CLI_USAGE;
+			}
+			break;
 		case 'c': ctx.config_path = optarg; break;
 		case 'D': ctx.data_dir = optarg; break;
 		case 'v': ctx.verbosity++; break;
@@ -230,6 +252,18 @@ int main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	ctx.cmd = cmd->name;
+	/* The log format (docs/OPERATIONS.md, "Logs"): --log-format wins; else
+	 * logfmt when stderr is the journal, or when a long-running worker's
+	 * stderr is not a terminal (a file, a pipe, a container log); else the
+	 * human format, which keeps the one-shot commands' error lines
+	 * ("chatvault: CMD: what: why") what scripts capturing them expect. */
+	journal = cv_log_stderr_is_journal();
+	if (log_format < 0)
+		log_format = journal || ((strcmp(cmd->name, "ingest") == 0 ||
+					  strcmp(cmd->name, "deliver") == 0 ||
+					  strcmp(cmd->name, "run") == 0) && !isatty(2))
+				     ? CV_LOG_LOGFMT : CV_LOG_HUMAN;
+	cv_log_set_format((enum cv_log_format)log_format, journal);
 	for (int i = optind + 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			printf("usage: chatvault %s\n\n%s\n%s", cmd->usage, cmd->summary,
