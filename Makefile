@@ -37,7 +37,7 @@ LDFLAGS += $(SANFLAGS) -rdynamic
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
 # ---- sources, by stage of the data flow -------------------------------------
-COMMON_SRCS   = common/cv_log.c common/cv_time.c common/cv_util.c
+COMMON_SRCS   = common/cv_log.c common/cv_metrics.c common/cv_time.c common/cv_util.c
 CONF_SRCS     = conf/cfg.c
 INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
 		ingest/consumer.c
@@ -64,7 +64,7 @@ BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
 	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
-	     test_verify test_log
+	     test_verify test_metrics test_log
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
