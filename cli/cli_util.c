@@ -92,8 +92,8 @@ bool cli_should_stop(void *arg)
 			cv_info("main", "SIGHUP received");
 		} else {
 			if (!ctx->stop)
-				cv_info("main", "signal %u: finishing the current batch, then exiting",
-					si.ssi_signo);
+				cv_logkv(CV_LOG_INFO, "main", "shutting down: finishing the current"
+					 " batch, then exiting", CV_KI("signal", si.ssi_signo));
 			ctx->stop = true;
 		}
 	}
@@ -114,8 +114,8 @@ int cli_reload_config(struct cli_ctx *ctx)
 
 	ctx->reload = false;
 	if (cfg_load(ctx->config_path, ctx->data_dir, &fresh, err, sizeof(err)) != 0) {
-		cv_err("main", "SIGHUP: the new configuration is invalid, keeping the current one: %s",
-		       err);
+		cv_logkv(CV_LOG_ERROR, "main", "SIGHUP: the new configuration is invalid, keeping the"
+			 " current one", CV_KS("error", err));
 		return -1;
 	}
 	cfg_free(ctx->cfg);
@@ -126,6 +126,7 @@ int cli_reload_config(struct cli_ctx *ctx)
 		cv_log_set_level(ctx->verbosity > 1 ? CV_LOG_DEBUG : CV_LOG_INFO);
 	else
 		cv_log_set_level((enum cv_log_level)ctx->cfg->log_level);
-	cv_warn("main", "SIGHUP: configuration reloaded from %s", ctx->cfg->source);
+	cv_logkv(CV_LOG_WARN, "main", "SIGHUP: configuration reloaded",
+		 CV_KS("source", ctx->cfg->source), CV_KI("adapters", ctx->cfg->nadapters));
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_time.h"
 #include "cv_util.h"
 #include "event.h"
@@ -567,7 +568,7 @@ static void step(struct worker *w, struct inst *in)
 	switch (res) {
 	case ADP_OK: {
 		enum cv_result r = commit_ok(w, name, &b, ab, err, sizeof(err));
-		int64_t deleted;
+		int64_t deleted, ms = cv_time_mono_ms() - now;
 
 		if (r != CV_OK) {
 			cv_warn("deliver", "adapter %s: batch %" PRId64 " written but not committed"
@@ -577,9 +578,13 @@ static void step(struct worker *w, struct inst *in)
 		in->failures = 0;
 		w->st->batches++;
 		w->st->events += (int64_t)ab->nevents;
-		cv_info("deliver", "adapter %s: batch %" PRId64 " (%zu events, staging %" PRId64
-			"..%" PRId64 ") -> %s", name, b.batch_no, ab->nevents, b.first, b.last,
-			ab->out_path[0] ? ab->out_path : "(no file)");
+		cv_metrics_add(w->opts->metrics, CV_M_DELIVERED, name, ab->nevents);
+		cv_metrics_observe(w->opts->metrics, CV_M_BATCH_SECONDS, "deliver", ms / 1000.0);
+		cv_logkv(CV_LOG_INFO, "deliver", "batch delivered", CV_KS("adapter", name),
+			 CV_KI("batch", b.batch_no), CV_KI("events", ab->nevents),
+			 CV_KI("first", b.first), CV_KI("last", b.last),
+			 CV_KI("ms", ms),
+			 CV_KS("path", ab->out_path[0] ? ab->out_path : "(no file)"));
 		deleted = dlv_purge_delivered(w->cfg, w->db, err, sizeof(err));
 		if (deleted < 0)
 			cv_warn("deliver", "%s", err);
@@ -592,12 +597,16 @@ static void step(struct worker *w, struct inst *in)
 		int delay = backoff_ms(w, ++in->failures);
 
 		w->st->retries++;
-		cv_warn("deliver", "adapter %s: batch %" PRId64 ": retry in %d ms: %s", name,
-			b.batch_no, delay, ab->reason[0] ? ab->reason : "(no reason given)");
+		cv_metrics_add(w->opts->metrics, CV_M_RETRIES, name, 1);
+		cv_logkv(CV_LOG_WARN, "deliver", "adapter asked to retry the batch later",
+			 CV_KS("adapter", name), CV_KI("batch", b.batch_no), CV_KI("retry_ms", delay),
+			 CV_KI("failures", in->failures),
+			 CV_KS("reason", ab->reason[0] ? ab->reason : "(no reason given)"));
 		record_retry(w, name, delay, ab->reason);
 		if (w->opts->once && in->failures >= GIVE_UP_AFTER) {
-			cv_err("deliver", "adapter %s: giving up after %d consecutive failures: %s",
-			       name, in->failures, ab->reason);
+			cv_logkv(CV_LOG_ERROR, "deliver", "giving up after consecutive failures",
+				 CV_KS("adapter", name), CV_KI("failures", in->failures),
+				 CV_KS("reason", ab->reason));
 			set_state(in, INST_GAVE_UP, 0);
 		} else {
 			set_state(in, INST_WAITING, now + delay);
@@ -615,8 +624,10 @@ static void step(struct worker *w, struct inst *in)
 			       &count, err, sizeof(err)) != CV_OK)
 			goto db_error;
 		w->st->failed_events += count;
-		cv_err("deliver", "adapter %s: batch %" PRId64 ": %" PRId64 " event(s) quarantined: %s",
-		       name, b.batch_no, count, ab->reason);
+		cv_metrics_add(w->opts->metrics, CV_M_QUARANTINED, "deliver", (uint64_t)count);
+		cv_logkv(CV_LOG_ERROR, "deliver", "events quarantined: the adapter failed them",
+			 CV_KS("adapter", name), CV_KI("batch", b.batch_no), CV_KI("events", count),
+			 CV_KS("reason", ab->reason));
 		/* The batch now excludes the quarantined events: deliver the rest
 		 * (an empty batch still commits, moving the cursor on). */
 		set_state(in, INST_READY, now);
@@ -627,12 +638,19 @@ static void step(struct worker *w, struct inst *in)
 	return;
 db_error:
 	free(ab);
-	cv_err("deliver", "adapter %s: %s", name, err);
-	if (sto_db_ensure(w->db, err, sizeof(err)) != 0)
-		cv_err("deliver", "%s", err);
 	in->failures++;
-	set_state(in, w->opts->once && in->failures >= GIVE_UP_AFTER ? INST_GAVE_UP : INST_WAITING,
-		  now + backoff_ms(w, in->failures));
+	cv_metrics_add(w->opts->metrics, CV_M_RETRIES, name, 1);
+	{
+		int delay = backoff_ms(w, in->failures);
+
+		cv_logkv(CV_LOG_ERROR, "deliver", "database error, batch will be retried",
+			 CV_KS("adapter", name), CV_KI("retry_ms", delay), CV_KS("error", err));
+		if (sto_db_ensure(w->db, err, sizeof(err)) != 0)
+			cv_err("deliver", "%s", err);
+		set_state(in, w->opts->once && in->failures >= GIVE_UP_AFTER ? INST_GAVE_UP
+									      : INST_WAITING,
+			  now + delay);
+	}
 }
 
 static int ensure_state_rows(struct worker *w, struct inst *insts, size_t n)
@@ -693,6 +711,8 @@ int dlv_run(const struct cfg *cfg, struct sto_db *db, const struct dlv_opts *opt
 			goto out;
 		}
 		set_state(&insts[n], INST_READY, 0);
+		cv_metrics_touch(opts->metrics, CV_M_DELIVERED, ca->name);
+		cv_metrics_touch(opts->metrics, CV_M_RETRIES, ca->name);
 		n++;
 	}
 	if (n == 0) {

@@ -32,12 +32,17 @@
 #include "cfg.h"
 
 struct sto_db;
+struct cv_metrics;
 
 struct dlv_opts {
 	bool once;                       /* deliver what is staged, then return */
 	const char *adapter;             /* only this instance (NULL: all) */
 	bool (*should_stop)(void *arg);  /* polled between steps */
 	void *stop_arg;
+	/* cv_metrics' catalogue: delivered{adapter}, retries{adapter},
+	 * quarantined{stage="deliver"}, batch seconds{stage="deliver"}, added
+	 * as outcomes commit; NULL: none.  Not owned. */
+	struct cv_metrics *metrics;
 };
 
 struct dlv_stats {

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_time.h"
 #include "event.h"
 #include "queue.h"
@@ -116,8 +117,9 @@ static int prepare(const struct cfg *cfg, const struct ing_qbatch *b, size_t fro
 			}
 		}
 		if (rc) {
-			cv_warn("ingest", "quarantined record (partition %" PRId32 ", position %" PRId64
-				"): %s", m->partition, m->position, reason);
+			cv_logkv(CV_LOG_WARN, "ingest", "record quarantined",
+				 CV_KI("partition", m->partition), CV_KI("position", m->position),
+				 CV_KS("reason", reason));
 			w->q[w->nq++] = (struct sto_quarantine_row){
 				m->data, m->len, reason, m->partition, m->position };
 			continue;
@@ -153,6 +155,23 @@ static void add_stats(struct ing_consume_stats *st, const struct sto_stage_stats
 	st->gaps += s->gaps;
 }
 
+/* One committed batch: metrics from what it added to st, and its log line. */
+static void count_batch(struct cv_metrics *m, const struct ing_consume_stats *before,
+			const struct ing_consume_stats *st, int64_t ms, size_t records)
+{
+	int64_t staged = st->staged - before->staged, dup = st->duplicates - before->duplicates;
+	int64_t quar = st->quarantined - before->quarantined, gaps = st->gaps - before->gaps;
+
+	cv_metrics_add(m, CV_M_INGESTED, NULL, (uint64_t)staged);
+	cv_metrics_add(m, CV_M_DUPLICATES, NULL, (uint64_t)dup);
+	cv_metrics_add(m, CV_M_QUARANTINED, "ingest", (uint64_t)quar);
+	cv_metrics_add(m, CV_M_GAPS, NULL, (uint64_t)gaps);
+	cv_metrics_observe(m, CV_M_BATCH_SECONDS, "ingest", (double)ms / 1000.0);
+	cv_logkv(CV_LOG_INFO, "ingest", "batch staged", CV_KI("records", records),
+		 CV_KI("staged", staged), CV_KI("duplicates", dup), CV_KI("quarantined", quar),
+		 CV_KI("gaps", gaps), CV_KI("ms", ms));
+}
+
 /*
  * The database refused the batch permanently: stage it one record per
  * transaction so that only the record it refuses is quarantined, with the
@@ -180,8 +199,9 @@ static enum cv_result stage_one_by_one(const struct cfg *cfg, struct sto_db *db,
 				b->msgs[i].position };
 
 			snprintf(reason, sizeof(reason), "refused by the database: %.480s", err);
-			cv_warn("ingest", "record at position %" PRId64 " refused by the database,"
-				" quarantined: %s", b->msgs[i].position, err);
+			cv_logkv(CV_LOG_WARN, "ingest", "record refused by the database, quarantined",
+				 CV_KI("partition", b->msgs[i].partition),
+				 CV_KI("position", b->msgs[i].position), CV_KS("reason", err));
 			res = sto_stage_commit(db, ing_qr_source(r), NULL, 0, &q, 1, w->pos, w->npos,
 					       &s, err, errlen);
 		}
@@ -199,7 +219,8 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 	struct batch_work w = { 0 };
 	struct ing_qr *r = NULL;
 	char err[1024];
-	int64_t backoff = 0, idle_since = 0;
+	int64_t backoff = 0, idle_since = 0, t0;
+	struct ing_consume_stats before;
 	int rc = 0;
 
 	memset(st, 0, sizeof(*st));
@@ -217,7 +238,7 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 			goto out;
 		}
 	}
-	cv_info("ingest", "consuming from %s", ing_qr_source(r));
+	cv_logkv(CV_LOG_INFO, "ingest", "consuming", CV_KS("source", ing_qr_source(r)));
 
 	for (;;) {
 		struct sto_stage_stats s;
@@ -233,8 +254,10 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 				break;
 			}
 			if (ing_qr_rewind(r, err, sizeof(err)) != 0) {
-				cv_err("ingest", "rewind: %s", err);
+				cv_logkv(CV_LOG_ERROR, "ingest", "rewind failed, retrying",
+					 CV_KI("backoff_ms", backoff), CV_KS("error", err));
 				st->retries++;
+				cv_metrics_add(opts->metrics, CV_M_INGEST_RETRIES, NULL, 1);
 				backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
 				continue;
 			}
@@ -247,8 +270,10 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 			break;
 		}
 		if (res == CV_RETRY) {
-			cv_warn("ingest", "queue: %s; retrying", err);
+			cv_logkv(CV_LOG_WARN, "ingest", "queue read failed, retrying",
+				 CV_KS("error", err));
 			st->retries++;
+			cv_metrics_add(opts->metrics, CV_M_INGEST_RETRIES, NULL, 1);
 			backoff = backoff ? (backoff * 2 > 10000 ? 10000 : backoff * 2) : 200;
 			continue;
 		}
@@ -272,6 +297,8 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 			continue;
 		}
 		idle_since = 0;
+		t0 = cv_time_mono_ms();
+		before = *st;
 		if (prepare(cfg, &b, 0, b.n, &w) != 0) {
 			cv_err("ingest", "out of memory preparing a batch");
 			rc = -ENOMEM;
@@ -285,8 +312,10 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 			memset(&s, 0, sizeof(s));
 		}
 		if (res != CV_OK) {
-			cv_warn("ingest", "staging failed, will retry the same records: %s", err);
+			cv_logkv(CV_LOG_WARN, "ingest", "staging failed, will retry the same records",
+				 CV_KI("records", b.n), CV_KS("error", err));
 			st->retries++;
+			cv_metrics_add(opts->metrics, CV_M_INGEST_RETRIES, NULL, 1);
 			backoff = backoff ? (backoff * 2 > 10000 ? 10000 : backoff * 2) : 200;
 			continue;
 		}
@@ -294,8 +323,7 @@ int ing_consume(const struct cfg *cfg, struct sto_db *db, const struct ing_consu
 		add_stats(st, &s);
 		st->batches++;
 		ing_qr_committed(r, &b);
-		cv_debug("ingest", "batch of %zu: staged %" PRId64 ", duplicates %" PRId64
-			 ", quarantined %" PRId64, b.n, s.staged, s.duplicates, s.quarantined);
+		count_batch(opts->metrics, &before, st, cv_time_mono_ms() - t0, b.n);
 	}
 out:
 	work_reset(&w);

@@ -23,11 +23,16 @@
 #include "cfg.h"
 
 struct sto_db;
+struct cv_metrics;
 
 struct ing_consume_opts {
 	bool once;                          /* drain what is queued, then return */
 	bool (*should_stop)(void *arg);     /* polled between batches; may be NULL */
 	void *stop_arg;
+	/* Counters of cv_metrics' catalogue (ingested, duplicates, quarantined
+	 * {stage="ingest"}, gaps, ingest retries, batch seconds{stage="ingest"})
+	 * are added after each commit; NULL: none.  Not owned. */
+	struct cv_metrics *metrics;
 };
 
 struct ing_consume_stats {

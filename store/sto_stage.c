@@ -235,8 +235,9 @@ static enum cv_result track_server(struct sto_db *db, const char *server, const 
 	}
 	if (new_gaps) {
 		*gaps += new_gaps;
-		cv_warn("ingest", "producer %s: %" PRId64 " new sequence gap(s), first %s (recorded; "
-			"late events fill them, see chatvault status)", server, new_gaps, first_gap);
+		cv_logkv(CV_LOG_WARN, "ingest", "new sequence gaps recorded (late events fill them,"
+			 " see chatvault status)", CV_KS("producer", server), CV_KI("gaps", new_gaps),
+			 CV_KS("first", first_gap));
 	}
 	{
 		const char *pu[3] = { server, last_s, cnt_s };
