@@ -77,6 +77,17 @@ int cmd_erase(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_verify(struct cli_ctx *ctx, int argc, char **argv);
 
+/* The status queries (cmd_status.c), shared with the /metrics scrape.
+ * counts: staged, unreplayed quarantine, open sequence gaps.  adapters: one
+ * row per adapter with a state row (columns: adapter, required, cursor,
+ * backlog, oldest undelivered age in s or '', last_success, failures, next
+ * attempt, last_error, delivered, quarantined, lease holder); $1 is the
+ * array literal cli_adapter_names() builds. */
+extern const char cli_status_counts_sql[];
+extern const char cli_status_adapters_sql[];
+struct cv_buf;
+int cli_adapter_names(const struct cfg *cfg, struct cv_buf *out);
+
 /* The retention clock: system time, or CHATVAULT_NOW (announced); 0 or -1
  * with the error printed. */
 int cli_retention_clock(const struct cli_ctx *ctx, int64_t *now_ms, bool *overridden);

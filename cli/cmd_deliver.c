@@ -3,6 +3,7 @@
  * `chatvault run` (ingest, deliver and the retention schedule on three
  * threads of one process).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,8 +13,10 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cli_metrics.h"
 #include "consumer.h"
 #include "cv_log.h"
+#include "cv_metrics.h"
 #include "cv_time.h"
 #include "dlv_worker.h"
 #include "sto_db.h"
@@ -76,10 +79,12 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 /* ---- run -------------------------------------------------------------------- */
 
 /*
- * `run`: the ingest consumer and the delivery workers on two threads, each
- * with its own database connection; the main thread only waits for a
- * signal (signalfd) and then raises the shared stop flag, which both
- * workers poll between batches.
+ * `run`: the ingest consumer, the delivery workers and retention on three
+ * threads, each with its own database connection; the main thread only
+ * waits for a signal (signalfd) and then raises the shared stop flag, which
+ * the workers poll between batches.  With --metrics, the metrics registry
+ * (owned here, passed to the workers) is served by libmicrohttpd's thread
+ * (cli_metrics.c); each worker flags itself running in health.
  */
 struct run_shared {
 	struct cli_ctx *ctx;
@@ -87,6 +92,8 @@ struct run_shared {
 	int ingest_rc;
 	int deliver_rc;
 	int retention_rc;
+	struct cv_metrics *metrics;   /* NULL without --metrics */
+	struct cli_health health;
 };
 
 static bool run_should_stop(void *arg)
@@ -99,7 +106,8 @@ static bool run_should_stop(void *arg)
 static void *ingest_thread(void *arg)
 {
 	struct run_shared *s = arg;
-	struct ing_consume_opts o = { .should_stop = run_should_stop, .stop_arg = s };
+	struct ing_consume_opts o = { .should_stop = run_should_stop, .stop_arg = s,
+				      .metrics = s->metrics };
 	struct ing_consume_stats st;
 	struct sto_db *db = NULL;
 
@@ -107,6 +115,7 @@ static void *ingest_thread(void *arg)
 	    ing_consume(s->ctx->cfg, db, &o, &st) != 0)
 		s->ingest_rc = CLI_RUNTIME;
 	sto_db_close(db);
+	atomic_store(&s->health.ingest, false);
 	atomic_store(&s->stop, true);
 	return NULL;
 }
@@ -114,7 +123,8 @@ static void *ingest_thread(void *arg)
 static void *deliver_thread(void *arg)
 {
 	struct run_shared *s = arg;
-	struct dlv_opts o = { .should_stop = run_should_stop, .stop_arg = s };
+	struct dlv_opts o = { .should_stop = run_should_stop, .stop_arg = s,
+			      .metrics = s->metrics };
 	struct dlv_stats st;
 	struct sto_db *db = NULL;
 
@@ -122,6 +132,7 @@ static void *deliver_thread(void *arg)
 	    dlv_run(s->ctx->cfg, db, &o, &st) < 0)
 		s->deliver_rc = CLI_RUNTIME;
 	sto_db_close(db);
+	atomic_store(&s->health.deliver, false);
 	atomic_store(&s->stop, true);
 	return NULL;
 }
@@ -152,29 +163,58 @@ static void *retention_thread(void *arg)
 		next = cv_time_mono_ms() + (int64_t)s->ctx->cfg->retention.schedule_s * 1000;
 	}
 	sto_db_close(db);
+	atomic_store(&s->health.retention, false);
 	return NULL;
 }
 
 int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct run_shared s = { .ctx = ctx };
+	struct cli_metrics_srv *srv = NULL;
+	const char *listen = NULL;
 	pthread_t ing, dlv, ret;
 	bool ing_started, dlv_started, ret_started;
+	char err[512];
 	int rc;
 
-	(void)argv;
-	if (argc != 1) {
-		cli_error(ctx, "takes no arguments");
-		return CLI_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--metrics") == 0 && i + 1 < argc) {
+			listen = argv[++i];
+		} else if (strncmp(argv[i], "--metrics=", 10) == 0) {
+			listen = argv[i] + 10;
+		} else {
+			cli_error(ctx, "unknown argument %s (see chatvault run --help)", argv[i]);
+			return CLI_USAGE;
+		}
 	}
 	if ((rc = cli_load_config(ctx)) != CLI_OK)
 		return rc;
+	if (!listen && ctx->cfg->metrics_listen)
+		listen = ctx->cfg->metrics_listen;
 	/* Block the signals before starting threads so they inherit the mask. */
 	if (cli_signals_block(ctx) != 0) {
 		cli_error(ctx, "cannot set up signal handling");
 		return CLI_RUNTIME;
 	}
+	if (listen) {
+		s.metrics = cv_metrics_new_chatvault();
+		if (!s.metrics) {
+			cli_error(ctx, "metrics: out of memory");
+			return CLI_RUNTIME;
+		}
+		rc = cli_metrics_start(listen, ctx->cfg, s.metrics, &s.health, &srv, err,
+				       sizeof(err));
+		if (rc != 0) {
+			cli_error(ctx, "%s", err);
+			cv_metrics_free(s.metrics);
+			return rc == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
+		}
+	}
 	for (;;) {
+		atomic_store(&s.health.ingest, true);
+		atomic_store(&s.health.deliver, true);
+		atomic_store(&s.health.retention, true);
+		atomic_store(&s.health.reloading, false);
 		ing_started = pthread_create(&ing, NULL, ingest_thread, &s) == 0;
 		dlv_started = pthread_create(&dlv, NULL, deliver_thread, &s) == 0;
 		ret_started = pthread_create(&ret, NULL, retention_thread, &s) == 0;
@@ -185,8 +225,10 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		while (!atomic_load(&s.stop)) {
 			struct pollfd pfd = { .fd = ctx->sigfd, .events = POLLIN };
 
-			if (poll(&pfd, 1, 200) > 0 && (cli_should_stop(ctx) || ctx->reload))
+			if (poll(&pfd, 1, 200) > 0 && (cli_should_stop(ctx) || ctx->reload)) {
+				atomic_store(&s.health.reloading, !ctx->stop);
 				atomic_store(&s.stop, true);
+			}
 		}
 		if (ing_started)
 			pthread_join(ing, NULL);
@@ -195,14 +237,23 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		if (ret_started)
 			pthread_join(ret, NULL);
 		if (!ing_started || !dlv_started || !ret_started || s.ingest_rc || s.deliver_rc ||
-		    s.retention_rc)
-			return CLI_RUNTIME;
+		    s.retention_rc) {
+			rc = CLI_RUNTIME;
+			break;
+		}
+		rc = CLI_OK;
 		if (ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every worker finished its batch and returned; start them
-		 * again on the new configuration (or the old one, if invalid). */
+		 * again on the new configuration (or the old one, if invalid).
+		 * The metrics server reads the configuration: hold it meanwhile. */
+		cli_metrics_reload_begin(srv);
 		cli_reload_config(ctx);
+		cli_metrics_reload_end(srv, ctx->cfg);
 		atomic_store(&s.stop, false);
 	}
-	return CLI_OK;
+	cv_logkv(CV_LOG_INFO, "main", "stopped", CV_KI("exit", rc));
+	cli_metrics_stop(srv);
+	cv_metrics_free(s.metrics);
+	return rc;
 }

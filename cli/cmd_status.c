@@ -12,7 +12,9 @@
 #include "queue.h"
 #include "sto_db.h"
 
-static const char adapters_sql[] =
+/* Shared with the /metrics scrape (cli_metrics.c), so both report the same
+ * numbers.  $1: the configured adapter names (cli_adapter_names). */
+const char cli_status_adapters_sql[] =
 	"SELECT a.adapter, a.required, a.cursor,"
 	" (SELECT count(*) FROM chatvault.staged_events s WHERE s.staging_id > a.cursor),"
 	" coalesce((SELECT extract(epoch FROM now() - min(s.staged_at))::bigint"
@@ -23,6 +25,21 @@ static const char adapters_sql[] =
 	" coalesce(a.last_error, ''), a.delivered_events, a.failed_events,"
 	" coalesce(a.lease_holder, '')"
 	" FROM chatvault.adapter_state a WHERE a.adapter = ANY($1::text[]) ORDER BY a.adapter";
+
+const char cli_status_counts_sql[] =
+	"SELECT (SELECT count(*) FROM chatvault.staged_events),"
+	" (SELECT count(*) FROM chatvault.quarantine WHERE replayed_at IS NULL),"
+	" (SELECT count(*) FROM chatvault.sequence_gaps)";
+
+int cli_adapter_names(const struct cfg *cfg, struct cv_buf *out)
+{
+	if (cv_buf_append(out, "{", 1))
+		return -1;
+	for (size_t i = 0; i < cfg->nadapters; i++)
+		if (cv_buf_printf(out, "%s\"%s\"", i ? "," : "", cfg->adapters[i].name))
+			return -1;
+	return cv_buf_append(out, "}", 1) ? -1 : 0;
+}
 
 int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -49,10 +66,8 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	if ((rc = cli_open_db(ctx, "chatvault-status", &db)) != CLI_OK)
 		return rc;
 	rc = CLI_RUNTIME;
-	if (sto_exec(db, "count staged",
-		     "SELECT (SELECT count(*) FROM chatvault.staged_events),"
-		     " (SELECT count(*) FROM chatvault.quarantine WHERE replayed_at IS NULL)",
-		     0, NULL, &res, err, sizeof(err)) != CV_OK)
+	if (sto_exec(db, "count staged", cli_status_counts_sql, 0, NULL, &res, err,
+		     sizeof(err)) != CV_OK)
 		goto out;
 	staged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	quarantined = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
@@ -67,17 +82,15 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	json_object_set_new(root, "staged", json_integer(staged));
 	json_object_set_new(root, "quarantined", json_integer(quarantined));
 
-	if (cv_buf_append(&names, "{", 1))
+	if (cli_adapter_names(ctx->cfg, &names) != 0) {
+		snprintf(err, sizeof(err), "out of memory");
 		goto out;
-	for (size_t i = 0; i < ctx->cfg->nadapters; i++)
-		if (cv_buf_printf(&names, "%s\"%s\"", i ? "," : "", ctx->cfg->adapters[i].name))
-			goto out;
-	if (cv_buf_append(&names, "}", 1))
-		goto out;
+	}
 	{
 		const char *p[1] = { names.data };
 
-		if (sto_exec(db, "adapter status", adapters_sql, 1, p, &res, err, sizeof(err)) != CV_OK)
+		if (sto_exec(db, "adapter status", cli_status_adapters_sql, 1, p, &res, err,
+			     sizeof(err)) != CV_OK)
 			goto out;
 	}
 	for (size_t i = 0; i < ctx->cfg->nadapters; i++) {

@@ -882,7 +882,8 @@ static int read_file(struct loader *ld, const char *path)
 /* sections                                                                 */
 
 static const char *const root_keys[] = { "data_dir", "log_level", "database", "queue", "producer",
-					 "ingest", "deliver", "adapters", "retention", NULL };
+					 "ingest", "deliver", "adapters", "retention", "metrics", NULL };
+static const char *const metrics_keys[] = { "listen", NULL };
 static const char *const database_keys[] = { "conninfo", "connect_timeout", "retry_max", NULL };
 static const char *const queue_keys[] = { "backend", "spool", "kafka", NULL };
 static const char *const spool_keys[] = { "path", "max_size", NULL };
@@ -1042,6 +1043,22 @@ static int load_producer(struct loader *ld, const config_setting_t *root)
 	    (rc = get_int(ld, g, "producer", "linger_ms", 0, 10000, &cfg->producer.linger_ms)) ||
 	    (rc = get_int(ld, g, "producer", "busy_timeout_ms", 0, 600000,
 			  &cfg->producer.busy_timeout_ms)))
+		return rc;
+	return 0;
+}
+
+/* metrics = { listen = "HOST:PORT"; } — `run` serves /metrics there (checked
+ * when `run` starts listening: cli/cli_metrics.c). */
+static int load_metrics(struct loader *ld, const config_setting_t *root)
+{
+	const config_setting_t *g;
+	int rc;
+
+	rc = get_group(ld, root, "", "metrics", &g);
+	if (rc || !g)
+		return rc;
+	if ((rc = check_keys(ld, g, "metrics", metrics_keys)) ||
+	    (rc = get_str(ld, g, "metrics", "listen", true, &ld->cfg->metrics_listen, NULL)))
 		return rc;
 	return 0;
 }
@@ -1384,7 +1401,7 @@ static int load_tree(struct loader *ld, const char *override)
 	}
 	if ((rc = load_database(ld, root)) || (rc = load_queue(ld, root)) ||
 	    (rc = load_producer(ld, root)) || (rc = load_ingest(ld, root)) ||
-	    (rc = load_deliver(ld, root)))
+	    (rc = load_deliver(ld, root)) || (rc = load_metrics(ld, root)))
 		return rc;
 	adapters = config_setting_get_member(root, "adapters");
 	rc = adapters ? load_adapters(ld, adapters) : default_adapters(ld);
@@ -1527,6 +1544,7 @@ void cfg_free(struct cfg *cfg)
 	free_strv(cfg->files, cfg->nfiles);
 	free(cfg->data_dir);
 	free(cfg->db.conninfo);
+	free(cfg->metrics_listen);
 	free(cfg->queue.spool_path);
 	free(cfg->queue.kafka_brokers);
 	free(cfg->queue.kafka_topic);
@@ -1745,6 +1763,11 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 	}
 	fputs(cfg->nadapters ? "\n);\n" : ");\n", out);
 
+	if (cfg->metrics_listen) {
+		fputs("metrics = {\n", out);
+		put_kv_str(out, "\t", "listen", cfg->metrics_listen);
+		fputs("};\n", out);
+	}
 	fprintf(out, "retention = {\n\tschedule = %d;\n\tstale_staging_days = %d;\n\tprofiles = {\n",
 		cfg->retention.schedule_s, cfg->retention.stale_staging_days);
 	for (size_t i = 0; i < cfg->retention.nprofiles; i++) {

@@ -124,6 +124,8 @@ struct cfg {
 		char *file_store;      /* attachments by sha256; default <data_dir>/files */
 	} deliver;
 
+	char *metrics_listen;          /* metrics.listen "HOST:PORT"; NULL: no endpoint */
+
 	struct cfg_adapter *adapters;   /* default: archive + xml */
 	size_t nadapters;
 

@@ -18,6 +18,7 @@ struct sto_db {
 	char *application;
 	int connect_timeout_s;
 	int retry_max_s;
+	int statement_timeout_ms;
 	bool (*should_stop)(void *arg);
 	void *stop_arg;
 };
@@ -82,6 +83,25 @@ static void notice_to_log(void *arg, const char *message)
 	cv_debug("store", "server notice: %.*s", (int)strcspn(message, "\n"), message);
 }
 
+static int set_statement_timeout(struct sto_db *db, char *err, size_t errlen)
+{
+	char ms[24];
+	const char *p[1] = { ms };
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(ms, sizeof(ms), "%d", db->statement_timeout_ms);
+	res = PQexecParams(db->conn, "SELECT set_config('statement_timeout', $1, false)", 1, NULL,
+			   p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "database connection failed: set statement_timeout: %s",
+			 PQerrorMessage(db->conn));
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int db_connect(struct sto_db *db, char *err, size_t errlen)
 {
 	const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
@@ -106,6 +126,8 @@ static int db_connect(struct sto_db *db, char *err, size_t errlen)
 		db->conn = PQconnectdbParams(keys, vals, 1);
 		if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
 			PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
+			if (db->statement_timeout_ms > 0 && set_statement_timeout(db, err, errlen) != 0)
+				return -ECONNREFUSED;
 			return 0;
 		}
 		snprintf(msg, sizeof(msg), "%s", db->conn ? PQerrorMessage(db->conn) : "out of memory");
@@ -116,9 +138,12 @@ static int db_connect(struct sto_db *db, char *err, size_t errlen)
 			return -ECONNREFUSED;
 		if (db->should_stop && db->should_stop(db->stop_arg))
 			return -EINTR;
+		if (db->retry_max_s < 0)
+			return -ECONNREFUSED;
 		if (db->retry_max_s > 0 && cv_time_mono_ms() - start > (int64_t)db->retry_max_s * 1000)
 			return -ETIMEDOUT;
-		cv_warn("store", "%s; retrying in %lld ms", err, (long long)delay);
+		cv_logkv(CV_LOG_WARN, "store", "database connection failed, retrying",
+			 CV_KI("retry_ms", delay), CV_KS("error", msg));
 		sleep_ms(delay);
 		delay = delay * 2 > 10000 ? 10000 : delay * 2;
 	}
@@ -136,6 +161,7 @@ int sto_db_open(const struct sto_db_opts *opts, struct sto_db **out, char *err, 
 	db->application = strdup(opts->application ? opts->application : "chatvault");
 	db->connect_timeout_s = opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 10;
 	db->retry_max_s = opts->retry_max_s;
+	db->statement_timeout_ms = opts->statement_timeout_ms;
 	db->should_stop = opts->should_stop;
 	db->stop_arg = opts->stop_arg;
 	if (!db->conninfo || !db->application) {

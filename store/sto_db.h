@@ -35,7 +35,9 @@ struct sto_db;
 struct sto_db_opts {
 	const char *conninfo;      /* "" → PG* environment */
 	int connect_timeout_s;     /* per attempt */
-	int retry_max_s;           /* total time to keep retrying; 0 = forever */
+	int retry_max_s;           /* total time to keep retrying; 0 = forever;
+				    * negative: one attempt, no retry, no log */
+	int statement_timeout_ms;  /* > 0: the session's statement_timeout */
 	const char *application;   /* application_name, e.g. "chatvault-ingest" */
 	/* Polled while retrying: stop when it returns true (may be NULL). */
 	bool (*should_stop)(void *arg);

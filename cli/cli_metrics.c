@@ -1,0 +1,478 @@
+/*
+ * cli_metrics — see cli_metrics.h.  Runs on libmicrohttpd's internal
+ * polling thread; every request holds srv->lock from start to answer.
+ */
+#include "cli_metrics.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "cli.h"
+#include "cv_log.h"
+#include "cv_metrics.h"
+#include "cv_time.h"
+#include "queue.h"
+#include "ret_export.h"   /* CV_VERSION */
+#include "sto_db.h"
+
+struct cli_metrics_srv {
+	struct MHD_Daemon *mhd;
+	struct cv_metrics *m;        /* not owned */
+	struct cli_health *health;   /* not owned */
+	pthread_mutex_t lock;        /* everything below; held for a whole request */
+	const struct cfg *cfg;       /* not owned; replaced on reload */
+	struct sto_db *db;           /* the scrape's own connection; NULL when closed */
+	int64_t last_db_ok;          /* mono ms of the last successful query; 0 never */
+	bool db_down;                /* for logging the transitions once */
+	char db_err[STO_ERRLEN];     /* why the last attempt failed */
+};
+
+/* ---- the database side ----------------------------------------------------- */
+
+static void db_note(struct cli_metrics_srv *s, bool ok, const char *err)
+{
+	if (ok) {
+		s->last_db_ok = cv_time_mono_ms();
+		if (s->db_down)
+			cv_logkv(CV_LOG_INFO, "metrics", "database reachable again");
+		s->db_down = false;
+		return;
+	}
+	snprintf(s->db_err, sizeof(s->db_err), "%s", err);
+	sto_db_close(s->db);   /* reconnect on the next request */
+	s->db = NULL;
+	if (!s->db_down)
+		cv_logkv(CV_LOG_WARN, "metrics", "database unreachable for /metrics and /healthz",
+			 CV_KS("error", err));
+	s->db_down = true;
+}
+
+/* One connection attempt when there is none: no retry loop, so a request
+ * waits at most connect_timeout (2 s) plus the statement timeout. */
+static bool db_ready(struct cli_metrics_srv *s)
+{
+	struct sto_db_opts o = {
+		.conninfo = s->cfg->db.conninfo,
+		.connect_timeout_s = 2,
+		.retry_max_s = -1,
+		.statement_timeout_ms = CLI_METRICS_STMT_TIMEOUT_MS,
+		.application = "chatvault-metrics",
+	};
+	char err[STO_ERRLEN];
+
+	if (s->db)
+		return true;
+	if (sto_db_open(&o, &s->db, err, sizeof(err)) != 0) {
+		s->db = NULL;
+		db_note(s, false, err);
+		return false;
+	}
+	return true;
+}
+
+/* What a scrape reads from PostgreSQL. */
+struct db_numbers {
+	bool ok;
+	int64_t staged, quarantined, gaps;
+	int64_t *backlog, *oldest_s;   /* per configured adapter; oldest -1: none */
+};
+
+static void db_read(struct cli_metrics_srv *s, struct db_numbers *d)
+{
+	const struct cfg *cfg = s->cfg;
+	struct cv_buf names = { 0 };
+	PGresult *res = NULL;
+	char err[STO_ERRLEN];
+
+	d->ok = false;
+	if (!db_ready(s))
+		return;
+	if (sto_exec(s->db, "count staged", cli_status_counts_sql, 0, NULL, &res, err,
+		     sizeof(err)) != CV_OK) {
+		db_note(s, false, err);
+		return;
+	}
+	d->staged = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	d->quarantined = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	d->gaps = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	res = NULL;
+	if (cli_adapter_names(cfg, &names) != 0) {
+		cv_buf_free(&names);
+		return;
+	}
+	{
+		const char *p[1] = { names.data };
+
+		if (sto_exec(s->db, "adapter status", cli_status_adapters_sql, 1, p, &res, err,
+			     sizeof(err)) != CV_OK) {
+			cv_buf_free(&names);
+			db_note(s, false, err);
+			return;
+		}
+	}
+	cv_buf_free(&names);
+	for (size_t i = 0; i < cfg->nadapters; i++) {
+		/* Never run (no state row): everything staged is its backlog. */
+		d->backlog[i] = d->staged;
+		d->oldest_s[i] = -1;
+		for (int r = 0; r < PQntuples(res); r++) {
+			const char *age = PQgetvalue(res, r, 4);
+
+			if (strcmp(PQgetvalue(res, r, 0), cfg->adapters[i].name) != 0)
+				continue;
+			d->backlog[i] = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+			d->oldest_s[i] = *age ? strtoll(age, NULL, 10) : -1;
+		}
+	}
+	PQclear(res);
+	db_note(s, true, NULL);
+	d->ok = true;
+}
+
+/* ---- /metrics ------------------------------------------------------------------ */
+
+#define ADD(expr) do { if ((expr) != 0) goto oom; } while (0)
+
+static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
+{
+	const struct cfg *cfg = s->cfg;
+	int64_t t0 = cv_time_mono_ms(), depth = -1;
+	struct db_numbers d = { 0 };
+	char err[256];
+	int rc = -ENOMEM;
+	static const char *const comps[] = { "ingest", "deliver", "retention" };
+	bool alive[3] = { atomic_load(&s->health->ingest), atomic_load(&s->health->deliver),
+			  atomic_load(&s->health->retention) };
+
+	d.backlog = calloc(cfg->nadapters + 1, sizeof(*d.backlog));
+	d.oldest_s = calloc(cfg->nadapters + 1, sizeof(*d.oldest_s));
+	if (!d.backlog || !d.oldest_s)
+		goto oom;
+	if (cfg->queue.backend == CFG_QUEUE_SPOOL)
+		depth = ing_queue_depth(cfg, err, sizeof(err));
+	db_read(s, &d);
+
+	ADD(cv_metrics_render(s->m, b));
+	ADD(cv_metrics_render_header(b, "chatvault_build_info", "Always 1; the version as a label.",
+				     CV_METRIC_GAUGE));
+	ADD(cv_metrics_render_sample(b, "chatvault_build_info", "version", CV_VERSION, 1));
+	ADD(cv_metrics_render_header(b, "chatvault_up", "1 when the component works: db = the "
+				     "scrape's query succeeded; ingest, deliver, retention = the "
+				     "worker thread runs.", CV_METRIC_GAUGE));
+	ADD(cv_metrics_render_sample(b, "chatvault_up", "component", "db", d.ok));
+	for (size_t i = 0; i < 3; i++)
+		ADD(cv_metrics_render_sample(b, "chatvault_up", "component", comps[i],
+					     alive[i] || atomic_load(&s->health->reloading)));
+	if (depth >= 0) {
+		ADD(cv_metrics_render_header(b, "chatvault_queue_depth", "Events waiting in the "
+					     "spool for ingest.", CV_METRIC_GAUGE));
+		ADD(cv_metrics_render_sample(b, "chatvault_queue_depth", NULL, NULL, (double)depth));
+	}
+	if (d.ok) {
+		ADD(cv_metrics_render_header(b, "chatvault_staged_events", "Events in staging "
+					     "(not yet delivered to every required adapter).",
+					     CV_METRIC_GAUGE));
+		ADD(cv_metrics_render_sample(b, "chatvault_staged_events", NULL, NULL, (double)d.staged));
+		ADD(cv_metrics_render_header(b, "chatvault_quarantined_events", "Quarantined events "
+					     "not replayed.", CV_METRIC_GAUGE));
+		ADD(cv_metrics_render_sample(b, "chatvault_quarantined_events", NULL, NULL,
+					     (double)d.quarantined));
+		ADD(cv_metrics_render_header(b, "chatvault_sequence_gaps_open", "Recorded source.seq "
+					     "gaps no late event has filled.", CV_METRIC_GAUGE));
+		ADD(cv_metrics_render_sample(b, "chatvault_sequence_gaps_open", NULL, NULL,
+					     (double)d.gaps));
+		ADD(cv_metrics_render_header(b, "chatvault_backlog_events", "Staged events an "
+					     "adapter has not acknowledged yet.", CV_METRIC_GAUGE));
+		for (size_t i = 0; i < cfg->nadapters; i++)
+			ADD(cv_metrics_render_sample(b, "chatvault_backlog_events", "adapter",
+						     cfg->adapters[i].name, (double)d.backlog[i]));
+		ADD(cv_metrics_render_header(b, "chatvault_oldest_undelivered_age_seconds", "Age of "
+					     "the oldest staged event an adapter has not acknowledged "
+					     "(0 when none).", CV_METRIC_GAUGE));
+		for (size_t i = 0; i < cfg->nadapters; i++)
+			ADD(cv_metrics_render_sample(b, "chatvault_oldest_undelivered_age_seconds",
+						     "adapter", cfg->adapters[i].name,
+						     d.oldest_s[i] < 0 ? 0 : (double)d.oldest_s[i]));
+	}
+	ADD(cv_metrics_render_header(b, "chatvault_scrape_duration_seconds", "Time this scrape "
+				     "took, database queries included.", CV_METRIC_GAUGE));
+	ADD(cv_metrics_render_sample(b, "chatvault_scrape_duration_seconds", NULL, NULL,
+				     (double)(cv_time_mono_ms() - t0) / 1000.0));
+	rc = 0;
+oom:
+	free(d.backlog);
+	free(d.oldest_s);
+	return rc;
+}
+
+/* ---- /healthz ------------------------------------------------------------------ */
+
+/* "" when healthy, else the one-line reason. */
+static void health(struct cli_metrics_srv *s, char *why, size_t len)
+{
+	bool reloading = atomic_load(&s->health->reloading);
+	int64_t now = cv_time_mono_ms();
+
+	why[0] = '\0';
+	if (!reloading && !atomic_load(&s->health->ingest))
+		snprintf(why, len, "ingest worker is not running");
+	else if (!reloading && !atomic_load(&s->health->deliver))
+		snprintf(why, len, "deliver worker is not running");
+	else if (!reloading && !atomic_load(&s->health->retention))
+		snprintf(why, len, "retention worker is not running");
+	if (why[0])
+		return;
+	if (now - s->last_db_ok > 1000 && db_ready(s)) {
+		PGresult *res = NULL;
+		char err[STO_ERRLEN];
+
+		if (sto_exec(s->db, "health check", "SELECT 1", 0, NULL, &res, err, sizeof(err)) ==
+		    CV_OK)
+			db_note(s, true, NULL);
+		else
+			db_note(s, false, err);
+		PQclear(res);
+	}
+	if (s->last_db_ok == 0)
+		snprintf(why, len, "database: never reached: %s", s->db_err);
+	else if (now - s->last_db_ok > CLI_HEALTH_DB_S * 1000)
+		snprintf(why, len, "database: no successful contact for %lld s: %s",
+			 (long long)((now - s->last_db_ok) / 1000), s->db_err);
+}
+
+/* ---- HTTP ------------------------------------------------------------------------ */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, char *body,
+			     size_t len, const char *type, const char *allow)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	/* MUST_FREE: libmicrohttpd owns body from here (free() when sent). */
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status,
+				  const char *text, const char *allow)
+{
+	char *body = strdup(text);
+
+	if (!body)
+		return MHD_NO;
+	return reply(c, status, body, strlen(body), "text/plain; charset=utf-8", allow);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct cli_metrics_srv *s = cls;
+	bool is_metrics = strcmp(url, "/metrics") == 0;
+	enum MHD_Result ret;
+
+	(void)version, (void)upload, (void)upload_size, (void)con_cls;
+	if (!is_metrics && strcmp(url, "/healthz") != 0)
+		return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n",
+				  NULL);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+				  "GET, HEAD");
+	pthread_mutex_lock(&s->lock);
+	if (is_metrics) {
+		struct cv_buf b = { 0 };
+
+		if (scrape(s, &b) != 0) {
+			cv_buf_free(&b);
+			ret = reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", NULL);
+		} else {
+			/* reply() owns b.data now. */
+			ret = reply(c, MHD_HTTP_OK, b.data ? b.data : strdup(""), b.len,
+				    "text/plain; version=0.0.4; charset=utf-8", NULL);
+		}
+	} else {
+		char why[STO_ERRLEN + 96], line[STO_ERRLEN + 100];
+
+		health(s, why, sizeof(why));
+		if (why[0]) {
+			/* One line, whatever the database said. */
+			for (char *p = why; *p; p++)
+				if (*p == '\n' || *p == '\r')
+					*p = ' ';
+			snprintf(line, sizeof(line), "%s\n", why);
+			ret = reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, line, NULL);
+		} else {
+			ret = reply_text(c, MHD_HTTP_OK, "ok\n", NULL);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	cv_logkv(CV_LOG_WARN, "metrics", "http server", CV_KS("error", msg));
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+/* Split "HOST:PORT" / "[V6]:PORT"; host "" or "*" means every address. */
+static int parse_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *h = addr;
+	size_t n;
+	char *end;
+	long p;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= plen)
+		return -EINVAL;
+	p = strtol(colon + 1, &end, 10);
+	if (*end || p < 1 || p > 65535)
+		return -EINVAL;
+	snprintf(port, plen, "%s", colon + 1);
+	n = (size_t)(colon - addr);
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+		h = addr + 1, n -= 2;
+	else if (memchr(addr, ':', n))
+		return -EINVAL;   /* a bare IPv6 address needs brackets */
+	if (n >= hlen)
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strcmp(host, "*") == 0)
+		host[0] = '\0';
+	return 0;
+}
+
+/* Bound and listening, so a busy port is reported with its reason. */
+static int listen_on(const char *addr, int *fd, bool *v6, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	char host[256], port[8];
+	int one = 1, rc, e;
+
+	if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) != 0) {
+		snprintf(err, errlen, "--metrics %s: want HOST:PORT (e.g. 127.0.0.1:9187, "
+			 "[::1]:9187, *:9187)", addr);
+		return -EINVAL;
+	}
+	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "--metrics %s: %s", addr, gai_strerror(rc));
+		return -EINVAL;
+	}
+	*fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (*fd < 0)
+		goto fail;
+	setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	*v6 = ai->ai_family == AF_INET6;
+	if (bind(*fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(*fd, 16) != 0)
+		goto fail;
+	freeaddrinfo(ai);
+	return 0;
+fail:
+	e = errno;
+	snprintf(err, errlen, "--metrics %s: cannot listen: %s", addr, strerror(e));
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	freeaddrinfo(ai);
+	return -e;
+}
+
+int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics *m,
+		      struct cli_health *h, struct cli_metrics_srv **out, char *err, size_t errlen)
+{
+	struct cli_metrics_srv *s;
+	bool v6 = false;
+	int fd = -1, rc;
+
+	*out = NULL;
+	if ((rc = listen_on(addr, &fd, &v6, err, errlen)) != 0)
+		return rc;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->cfg = cfg;
+	s->m = m;
+	s->health = h;
+	snprintf(s->db_err, sizeof(s->db_err), "no attempt yet");
+	/* The listening socket belongs to libmicrohttpd from here on. */
+	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+				  MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+				  0, NULL, NULL, handle, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				  MHD_OPTION_LISTEN_SOCKET, fd,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CLI_METRICS_MAX_CONN,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
+				  MHD_OPTION_END);
+	if (!s->mhd) {
+		close(fd);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		snprintf(err, errlen, "--metrics %s: cannot start the HTTP server", addr);
+		return -EIO;
+	}
+	cv_logkv(CV_LOG_INFO, "metrics", "serving /metrics and /healthz", CV_KS("listen", addr));
+	*out = s;
+	return 0;
+}
+
+void cli_metrics_reload_begin(struct cli_metrics_srv *s)
+{
+	if (s)
+		pthread_mutex_lock(&s->lock);
+}
+
+void cli_metrics_reload_end(struct cli_metrics_srv *s, const struct cfg *cfg)
+{
+	if (!s)
+		return;
+	s->cfg = cfg;
+	sto_db_close(s->db);   /* the conninfo may have changed */
+	s->db = NULL;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void cli_metrics_stop(struct cli_metrics_srv *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->mhd);
+	sto_db_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
