@@ -599,6 +599,23 @@ static void test_log_level(void **state)
 	cfg_free(c);
 }
 
+static void test_metrics_listen(void **state)
+{
+	struct tctx *t = *state;
+	struct cfg *c;
+
+	load_err(t, "metrics = {\n\tlisten = \"\";\n};\n");
+	assert_err(t, 2, "metrics.listen: must not be empty");
+	load_err(t, "metrics = { listen = \"127.0.0.1:9187\";\n port = 1; };\n");
+	assert_err(t, 2, "metrics.port: unknown key");
+	c = load_ok(t, put(t, "ok.conf", "metrics = { listen = \"[::1]:9187\"; };\n"), NULL);
+	assert_string_equal(c->metrics_listen, "[::1]:9187");
+	cfg_free(c);
+	c = load_ok(t, put(t, "ok2.conf", "log_level = \"info\";\n"), NULL);
+	assert_null(c->metrics_listen);
+	cfg_free(c);
+}
+
 static void test_profile_checks(void **state)
 {
 	struct tctx *t = *state;
@@ -896,6 +913,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adapter_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_level, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_listen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_profile_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adapter_options_typed_with_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_masks_and_round_trips, setup, teardown),
