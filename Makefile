@@ -38,7 +38,7 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
 # ---- sources, by stage of the data flow -------------------------------------
 COMMON_SRCS   = common/cv_log.c common/cv_time.c common/cv_util.c
-CONF_SRCS     = conf/cfg.c
+CONF_SRCS     = conf/cfg.c conf/cfg_chat.c
 INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
 		ingest/consumer.c
 STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
@@ -77,7 +77,7 @@ FUZZ_TARGETS ?= event config bundle tombstone export
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_DIR      = build/fuzz
-FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
+FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c conf/cfg_chat.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c
 FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \

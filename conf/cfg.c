@@ -882,7 +882,8 @@ static int read_file(struct loader *ld, const char *path)
 /* sections                                                                 */
 
 static const char *const root_keys[] = { "data_dir", "log_level", "database", "queue", "producer",
-					 "ingest", "deliver", "adapters", "retention", NULL };
+					 "ingest", "deliver", "adapters", "retention", "chat", "im",
+					 NULL };
 static const char *const database_keys[] = { "conninfo", "connect_timeout", "retry_max", NULL };
 static const char *const queue_keys[] = { "backend", "spool", "kafka", NULL };
 static const char *const spool_keys[] = { "path", "max_size", NULL };
@@ -1357,6 +1358,11 @@ static int set_data_dir(struct loader *ld, const char *override)
 	return 0;
 }
 
+static const char *chat_src(void *arg, const struct config_setting_t *s)
+{
+	return src_file(arg, s);
+}
+
 static int load_tree(struct loader *ld, const char *override)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
@@ -1390,7 +1396,10 @@ static int load_tree(struct loader *ld, const char *override)
 	rc = adapters ? load_adapters(ld, adapters) : default_adapters(ld);
 	if (rc || (rc = default_dirs(ld)))
 		return rc;
-	return load_retention(ld, root);
+	if ((rc = load_retention(ld, root)))
+		return rc;
+	/* chat {} and im {} (conf/cfg_chat.c) */
+	return cfg_chat_load(root, chat_src, ld, &cfg->chat, &cfg->im, ld->err, ld->errlen);
 }
 
 /* Defaults that depend on data_dir or the host; strings never NULL after. */
@@ -1430,7 +1439,7 @@ static int finish(struct loader *ld)
 		if (!cfg->producer.server)
 			return oom(ld);
 	}
-	return 0;
+	return cfg_chat_finish(&cfg->chat, &cfg->im, ld->err, ld->errlen);
 }
 
 static struct cfg *cfg_new(const char *source)
@@ -1460,6 +1469,7 @@ static struct cfg *cfg_new(const char *source)
 	cfg->deliver.retry_max_ms = 60000;
 	cfg->retention.schedule_s = 3600;
 	cfg->retention.stale_staging_days = 7;
+	cfg_chat_defaults(&cfg->chat, &cfg->im);
 	return cfg;
 }
 
@@ -1552,6 +1562,7 @@ void cfg_free(struct cfg *cfg)
 		free_strv(p->users, p->nusers);
 	}
 	free(cfg->retention.profiles);
+	cfg_chat_free(&cfg->chat);
 	free(cfg);
 }
 
@@ -1759,4 +1770,5 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 		fputs("\t\t};\n", out);
 	}
 	fputs("\t};\n};\n", out);
+	cfg_chat_print(&cfg->chat, &cfg->im, out);
 }
