@@ -51,7 +51,7 @@ RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admi
 CHAT_SRCS     = chat/chat_store.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
-		cli/cmd_verify.c
+		cli/cmd_verify.c cli/cmd_user.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
 MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql \
@@ -180,7 +180,8 @@ fuzz:
 	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
-IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock
+IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock \
+	  $(BUILD)/tests/it_chat_listen
 
 $(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -191,6 +192,7 @@ integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_B
 	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
 	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \
 	IT_KAFKA_MOCK=$(CURDIR)/$(BUILD)/tests/it_kafka_mock \
+	IT_CHAT_LISTEN=$(CURDIR)/$(BUILD)/tests/it_chat_listen \
 	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
 		./$(INTEGRATION)
 

@@ -155,7 +155,22 @@ static const struct command commands[] = {
 	  "attachment names replaced by \"[erased]\", and exports leave the user out.\n"
 	  "Sealed archive bundles are not rewritten (see docs/RETENTION.md).\n" },
 	{ "chatd", NULL, "chatd", "the SIP chat and IM server (not built yet)", NULL },
-	{ "user", NULL, "user add|list|disable ...", "chat users (not built yet)", NULL },
+	{ "user", cmd_user, "user add|list|disable|enable|passwd ...",
+	  "chat and IM users of chatd (schema chat.users)",
+	  "add URI --password-file F [--no-chat] [--no-im]\n"
+	  "        add a user, e.g. sip:alice@contoso.com (lower-cased; user part of\n"
+	  "        letters, digits and . _ + -); the password is the first line of F\n"
+	  "        (\"-\" for standard input; a file must be mode 600 or stricter) and\n"
+	  "        is stored only as the digest credential HA1 for chat.realm\n"
+	  "        --no-chat / --no-im: without persistent chat / instant messaging\n"
+	  "list [--json]\n"
+	  "        every user: URI, enabled, chat, im, created (never the credential)\n"
+	  "disable URI, enable URI\n"
+	  "        refuse or allow sign-in; a running chatd follows at once\n"
+	  "passwd URI --password-file F\n"
+	  "        set a new password (for the current chat.realm)\n"
+	  "Needs `chatvault migrate` first.  Exit 1 when the user exists (add) or\n"
+	  "does not (disable, enable, passwd), 2 for a bad URI or password file.\n" },
 	{ "room", NULL, "room add|list|member ...", "persistent chat rooms (not built yet)", NULL },
 };
 
