@@ -48,7 +48,7 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
-CHAT_SRCS     = chat/chat_store.c
+CHAT_SRCS     = chat/chat_store.c chat/chat_push.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
 		cli/cmd_verify.c cli/cmd_user.c
@@ -66,7 +66,7 @@ BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
 	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
-	     test_verify
+	     test_verify test_chat_store test_chat_push
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
