@@ -15,7 +15,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
-PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 libcurl
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 libcurl libre
 TEST_PKGS = cmocka
 
 ifeq ($(SANITIZE),1)
@@ -28,11 +28,14 @@ SANFLAGS =
 OPT     = -O2
 endif
 
+# libre's headers define their own bool/stdint unless told the system has
+# them (its pkg-config file does not say so); libre itself is built with both.
+RE_DEFS  = -DHAVE_STDBOOL_H -DHAVE_INTTYPES_H
 INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Ichat -Icli
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -MMD -MP $(SANFLAGS) \
-	   $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+	   $(INCLUDES) $(shell pkg-config --cflags $(PKGS)) $(RE_DEFS)
 LDFLAGS += $(SANFLAGS) -rdynamic
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
@@ -48,10 +51,11 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
-CHAT_SRCS     = chat/chat_store.c chat/chat_push.c
+CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_users.c chat/chat_reg.c \
+		chat/chat_im.c chat/chat_prov.c chat/chat_server.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
-		cli/cmd_verify.c cli/cmd_user.c
+		cli/cmd_verify.c cli/cmd_user.c cli/cmd_chatd.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
 MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql \
@@ -85,7 +89,7 @@ FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \
 		-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
-		$(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+		$(INCLUDES) $(shell pkg-config --cflags $(PKGS)) $(RE_DEFS)
 # Parsers under test that $(LIB) does not hold (yet) are linked in directly.
 FUZZ_EXTRA_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_SRCS),$(FUZZ_SRCS)))
 REPLAY_BINS   = $(addprefix $(BUILD)/tests/fuzz/replay_,$(FUZZ_TARGETS))

@@ -154,7 +154,17 @@ static const struct command commands[] = {
 	  "user's staged events (as author or recipient) have their text and\n"
 	  "attachment names replaced by \"[erased]\", and exports leave the user out.\n"
 	  "Sealed archive bundles are not rewritten (see docs/RETENTION.md).\n" },
-	{ "chatd", NULL, "chatd", "the SIP chat and IM server (not built yet)", NULL },
+	{ "chatd", cmd_chatd, "chatd",
+	  "the SIP chat and IM server (REGISTER, MESSAGE, provisioning, push)",
+	  "Serves SIP over UDP and TCP on chat.listen (default 127.0.0.1:5060) for\n"
+	  "chat.domain until SIGTERM or SIGINT: REGISTER with digest authentication\n"
+	  "against the users of `chatvault user` (realm chat.realm), one IM session per\n"
+	  "registration (im.max_sessions, im.idle_timeout, im.inactivity_timeout),\n"
+	  "MESSAGE between registered users, each one an im.message compliance event\n"
+	  "acknowledged only once durable, SUBSCRIBE to vnd-microsoft-provisioning-v2,\n"
+	  "and push notifications (chat.push_url) for mobile-only recipients.\n"
+	  "SIGTERM ends every session (im.session.end \"shutdown\"), flushes the\n"
+	  "producer and exits 0.  See docs/CHAT.md.\n" },
 	{ "user", cmd_user, "user add|list|disable|enable|passwd ...",
 	  "chat and IM users of chatd (schema chat.users)",
 	  "add URI --password-file F [--no-chat] [--no-im]\n"
