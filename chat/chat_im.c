@@ -82,10 +82,33 @@ static void fwd_resp(int err, const struct sip_msg *msg, void *arg)
 	mem_deref(f);
 }
 
+/*
+ * The next hop of a forwarded MESSAGE is the flow the registration came in
+ * on (its source address and transport), not the Contact's host: a TCP
+ * client's Contact rarely says ;transport=tcp, and a client behind NAT
+ * cannot be reached at the address it believes it has.  libre's TCP
+ * transport reuses an open connection to that address, so a TCP client gets
+ * the MESSAGE on the connection it registered over (RFC 5626's idea of a
+ * flow, without its Outbound negotiation).  rbuf must outlive the send.
+ */
+static int flow_route(const struct chat_binding *b, char *rbuf, size_t rlen, struct uri *route)
+{
+	struct pl pl;
+	int n;
+
+	n = re_snprintf(rbuf, rlen, "sip:%J;transport=%s", &b->src, sip_transp_name(b->tp));
+	if (n <= 0 || (size_t)n >= rlen)
+		return -ENAMETOOLONG;
+	pl_set_str(&pl, rbuf);
+	return uri_decode(route, &pl) == 0 ? 0 : -EINVAL;
+}
+
 /* One new client transaction per registration of the recipient. */
 static size_t deliver(struct chat_srv *s, const struct im_wait *w)
 {
 	struct chat_aor *a = chat_reg_find(s, w->to);
+	char rbuf[128];
+	struct uri route;
 	size_t n = 0;
 
 	for (struct le *le = a ? a->bindings.head : NULL; le; le = le->next) {
@@ -101,7 +124,12 @@ static size_t deliver(struct chat_srv *s, const struct im_wait *w)
 			continue;
 		}
 		snprintf(f->to, sizeof(f->to), "%s", w->to);
-		err = sip_requestf(NULL, s->sip, true, "MESSAGE", b->contact, NULL, NULL, NULL,
+		if (flow_route(b, rbuf, sizeof(rbuf), &route) != 0) {
+			cv_warn(COMP, "delivery to %s at %s: no route to its flow", w->to, b->contact);
+			mem_deref(f);
+			continue;
+		}
+		err = sip_requestf(NULL, s->sip, true, "MESSAGE", b->contact, &route, NULL, NULL,
 				   fwd_resp, f,
 				   "To: <%s>\r\nFrom: <%s>;tag=%016llx\r\nCall-ID: %016llx@chatd\r\n"
 				   "CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"

@@ -35,6 +35,47 @@ static void prov_close(int err, const struct sip_msg *msg, void *arg)
 	mem_deref(p);
 }
 
+/*
+ * The subscription's dialog, routed over the flow the SUBSCRIBE came in on.
+ * libre 1.1.0 builds a dialog's next hop from Record-Route, else from the
+ * Contact with the default transport (UDP): a TCP client whose Contact lacks
+ * ;transport=tcp would never get its NOTIFY.  So, when the request carries
+ * no Record-Route of its own (it came straight from the client), the dialog
+ * is built from a copy of the request with one loose Record-Route naming the
+ * flow (source address, transport): libre then sends every NOTIFY there,
+ * over the open TCP connection, with that Route header, which the client's
+ * own URI in it makes harmless.  0 and *dlgp, or an errno.
+ */
+static int flow_dialog(const struct sip_msg *msg, struct sip_dialog **dlgp)
+{
+	struct mbuf *mb = mbuf_alloc(1024);
+	struct sip_msg *copy = NULL;
+	int err;
+
+	*dlgp = NULL;
+	if (!mb)
+		return ENOMEM;
+	err = mbuf_printf(mb, "%r %r SIP/2.0\r\n", &msg->met, &msg->ruri);
+	for (struct le *le = msg->hdrl.head; le && !err; le = le->next) {
+		const struct sip_hdr *h = le->data;
+
+		if (h->id != SIP_HDR_CONTENT_LENGTH)
+			err = mbuf_printf(mb, "%r: %r\r\n", &h->name, &h->val);
+	}
+	err = err ? err : mbuf_printf(mb, "Record-Route: <sip:%J;transport=%s;lr>\r\n"
+				       "Content-Length: 0\r\n\r\n", &msg->src,
+				       sip_transp_name(msg->tp));
+	if (!err) {
+		mb->pos = 0;
+		err = sip_msg_decode(&copy, mb);
+	}
+	if (!err)
+		err = sip_dialog_accept(dlgp, copy);
+	mem_deref(copy);
+	mem_deref(mb);
+	return err;
+}
+
 char *chat_prov_document(const struct cfg_chat *cc, const char *uri, bool chat_enabled)
 {
 	struct mbuf *mb = mbuf_alloc(1024);
@@ -89,6 +130,7 @@ bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 	const struct chat_user_rec *u;
 	struct sipevent_event se;
 	char uri[CHAT_URI_MAX];
+	struct sip_dialog *dlg = NULL;
 	struct prov *p = NULL;
 	char *doc = NULL;
 	int err;
@@ -121,7 +163,11 @@ bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 		goto out;
 	}
 	snprintf(p->uri, sizeof(p->uri), "%s", uri);
-	err = sipevent_accept(&p->not, s->evsock, msg, NULL, &se, 200, "OK", 60, 3600, 3600,
+	if (!sip_msg_hdr(msg, SIP_HDR_RECORD_ROUTE) && flow_dialog(msg, &dlg) != 0) {
+		refuse(s, msg, 500, "Server Internal Error", "no dialog for the subscription");
+		goto out;
+	}
+	err = sipevent_accept(&p->not, s->evsock, msg, dlg, &se, 200, "OK", 60, 3600, 3600,
 			      "chatd", CHAT_PROV_CTYPE, NULL, NULL, false, prov_close, p, NULL);
 	if (err) {
 		refuse(s, msg, 500, "Server Internal Error", "subscription not accepted");
@@ -136,6 +182,7 @@ bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 			u->chat_enabled ? "enabled" : "disabled");
 	p = NULL;        /* owned by s->provs until prov_close */
 out:
+	mem_deref(dlg);    /* the notifier holds its own reference */
 	mem_deref(p);
 	mem_deref(doc);
 	return true;
