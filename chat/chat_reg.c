@@ -8,6 +8,7 @@
  *   no Authorization, or a nonce not ours ................... 401 (challenge)
  *   our nonce but older than 5 minutes ...................... 401 stale=true
  *   username / realm / digest wrong ......................... 403 Bad Credentials
+ *   digest right but nonce count not above the last one .... 401 stale=true (replay)
  *   disabled user ........................................... 403 User Disabled
  *   IM not enabled for the user ............................. 403 IM Not Enabled
  *   expires below chat.registration_min_expires ............. 423 + Min-Expires
@@ -182,7 +183,7 @@ static void challenge(struct chat_srv *s, const struct sip_msg *msg, bool stale)
 {
 	char nonce[CHAT_NONCE_LEN + 1];
 
-	chat_nonce_make(s->secret, s->cfg->chat.realm, (uint64_t)time(NULL), nonce);
+	chat_nonce_make(s->secret, s->cfg->chat.realm, (uint64_t)time(NULL), rand_u64(), nonce);
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 401, "Unauthorized",
 			  "WWW-Authenticate: Digest realm=\"%s\", nonce=\"%s\", qop=\"auth\", "
 			  "algorithm=MD5%s\r\nContent-Length: 0\r\n\r\n",
@@ -256,6 +257,17 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 
 		if (!chat_digest_ok(u->ha1, m, uri, n, ncnt, cn, q, resp)) {
 			reply(s, NULL, msg, 403, "Bad Credentials", "digest response wrong (password)");
+			return -1;
+		}
+		switch (chat_nc_accept(&s->nc, r.nonce.p, r.nonce.l, ncnt, (uint64_t)time(NULL))) {
+		case CHAT_NC_OK:
+			break;
+		case CHAT_NC_REPLAY:   /* a replay cannot answer a fresh nonce; a client can */
+			chat_log_refusal(msg, 401, "nonce count not above the last one (replay?)");
+			challenge(s, msg, true);
+			return -1;
+		default:
+			reply(s, NULL, msg, 400, "Bad Authorization Header", "nonce count malformed");
 			return -1;
 		}
 	}

@@ -75,6 +75,7 @@ struct chat_srv {
 	struct chat_users *users;
 	struct tmr sweep;
 	uint8_t secret[CHAT_SECRET_LEN];   /* nonce MAC key, per process */
+	struct chat_nc_table nc;           /* nonce-count replay window */
 	char server_uri[300];              /* sip:chatd@<domain>: "to" of session events */
 
 	struct hash *aors;                 /* struct chat_aor by URI */

@@ -21,18 +21,19 @@ static void hex(const uint8_t *in, size_t n, char *out)
 	}
 }
 
-static void nonce_mac(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, const char *t16,
+/* MAC over the nonce's first 32 characters (time and salt) and the realm */
+static void nonce_mac(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, const char *ts32,
 		      char out[32])
 {
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	char msg[16 + 1 + 256];
+	char msg[32 + 1 + 256];
 	size_t rl = strlen(realm);
 	int n;
 
 	if (rl > 255)
 		rl = 255;
-	n = snprintf(msg, sizeof(msg), "%.16s:%.*s", t16, (int)rl, realm);
+	n = snprintf(msg, sizeof(msg), "%.32s:%.*s", ts32, (int)rl, realm);
 	if (!HMAC(EVP_sha256(), secret, CHAT_SECRET_LEN, (const unsigned char *)msg, (size_t)n, md,
 		  &mdlen) || mdlen < 16)
 		memset(md, 0, sizeof(md));   /* never matches a real MAC in practice */
@@ -40,40 +41,41 @@ static void nonce_mac(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, 
 }
 
 void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_s,
-		     char out[CHAT_NONCE_LEN + 1])
+		     uint64_t salt, char out[CHAT_NONCE_LEN + 1])
 {
-	snprintf(out, 17, "%016llx", (unsigned long long)now_s);
-	nonce_mac(secret, realm, out, out + 16);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)now_s, (unsigned long long)salt);
+	nonce_mac(secret, realm, out, out + 32);
 	out[CHAT_NONCE_LEN] = '\0';
 }
 
 enum chat_nonce_check chat_nonce_check(const uint8_t secret[CHAT_SECRET_LEN], const char *realm,
 				       const char *nonce, size_t len, uint64_t now_s)
 {
-	char t16[17], mac[32];
+	char ts32[33], mac[32];
 	unsigned long long t = 0;
 	unsigned char diff = 0;
 
 	if (!nonce || len != CHAT_NONCE_LEN)
 		return CHAT_NONCE_BAD;
-	for (size_t i = 0; i < 16; i++) {
+	for (size_t i = 0; i < 32; i++) {
 		char c = nonce[i];
 
 		if (!isxdigit((unsigned char)c))
 			return CHAT_NONCE_BAD;
-		t = t * 16 + (unsigned long long)(isdigit((unsigned char)c)
-							  ? c - '0' : (tolower((unsigned char)c) - 'a' + 10));
+		if (i < 16)
+			t = t * 16 + (unsigned long long)(isdigit((unsigned char)c)
+								  ? c - '0' : (tolower((unsigned char)c) - 'a' + 10));
 	}
-	memcpy(t16, nonce, 16);
-	t16[16] = '\0';
-	nonce_mac(secret, realm, t16, mac);
+	memcpy(ts32, nonce, 32);
+	ts32[32] = '\0';
+	nonce_mac(secret, realm, ts32, mac);
 	for (size_t i = 0; i < 32; i++)
-		diff |= (unsigned char)(mac[i] ^ nonce[16 + i]);
+		diff |= (unsigned char)(mac[i] ^ nonce[32 + i]);
 	if (diff)
 		return CHAT_NONCE_BAD;
 	if (t > now_s + 5)
 		return CHAT_NONCE_BAD;
-	if (now_s - t > CHAT_NONCE_TTL_S)
+	if (now_s > t && now_s - t > CHAT_NONCE_TTL_S)   /* t may be ≤ 5 s ahead: no wrap */
 		return CHAT_NONCE_STALE;
 	return CHAT_NONCE_OK;
 }
@@ -135,6 +137,74 @@ bool chat_digest_ok(const char *ha1_hex, struct chat_str method, struct chat_str
 	for (size_t i = 0; i < 32; i++)
 		diff |= (unsigned char)(want[i] ^ tolower((unsigned char)resp.p[i]));
 	return diff == 0;
+}
+
+static uint64_t hex_u64(const char *p, size_t n, bool *ok)
+{
+	uint64_t v = 0;
+
+	*ok = n > 0 && n <= 16;
+	for (size_t i = 0; *ok && i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!isxdigit(c))
+			*ok = false;
+		else
+			v = v * 16 + (uint64_t)(isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
+	}
+	return v;
+}
+
+enum chat_nc_check chat_nc_accept(struct chat_nc_table *t, const char *nonce, size_t len,
+				  struct chat_str nc, uint64_t now_s)
+{
+	uint32_t h = 2166136261u, ncv = 1;     /* no qop: the nonce's one use */
+	uint64_t nt;
+	size_t set, victim = 0;
+	bool ok;
+
+	if (!t || !nonce || len != CHAT_NONCE_LEN)
+		return CHAT_NC_BAD;
+	if (nc.l) {
+		uint64_t v = hex_u64(nc.p, nc.l, &ok);
+
+		if (!ok || nc.l != 8 || v == 0)
+			return CHAT_NC_BAD;
+		ncv = (uint32_t)v;
+	}
+	nt = hex_u64(nonce, 16, &ok);
+	if (!ok || nt == 0)
+		return CHAT_NC_BAD;
+	for (size_t i = 0; i < len; i++)          /* FNV-1a */
+		h = (h ^ (unsigned char)nonce[i]) * 16777619u;
+	set = h % CHAT_NC_SETS;
+	for (size_t w = 0; w < CHAT_NC_WAYS; w++) {
+		if (t->e[set][w].t && memcmp(t->e[set][w].nonce, nonce, len) == 0) {
+			if (ncv <= t->e[set][w].nc)
+				return CHAT_NC_REPLAY;
+			t->e[set][w].nc = ncv;
+			return CHAT_NC_OK;
+		}
+	}
+	if (nt <= t->evicted_t)
+		return CHAT_NC_REPLAY;           /* may have been dropped: re-challenge */
+	for (size_t w = 0; w < CHAT_NC_WAYS; w++) {
+		uint64_t wt = t->e[set][w].t;
+
+		if (wt == 0 || wt + CHAT_NONCE_TTL_S < now_s) {   /* free or stale */
+			victim = w;
+			goto take;
+		}
+		if (wt < t->e[set][victim].t)
+			victim = w;
+	}
+	if (t->e[set][victim].t > t->evicted_t)
+		t->evicted_t = t->e[set][victim].t;
+take:
+	memcpy(t->e[set][victim].nonce, nonce, len);
+	t->e[set][victim].t = nt;
+	t->e[set][victim].nc = ncv;
+	return CHAT_NC_OK;
 }
 
 enum chat_admit chat_admit_decide(size_t active, size_t max, size_t capacity, size_t idle,

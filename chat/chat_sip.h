@@ -22,12 +22,14 @@
 #include <stdint.h>
 
 #define CHAT_SECRET_LEN 32
-#define CHAT_NONCE_LEN 48          /* 16 hex time + 32 hex MAC, no NUL */
+#define CHAT_NONCE_LEN 64          /* 16 hex time + 16 hex salt + 32 hex MAC, no NUL */
 #define CHAT_NONCE_TTL_S 300       /* older nonces are answered with stale=true */
 
-/* nonce = hex64(t) hex(HMAC-SHA256(secret, hex64(t) ":" realm))[0..32) */
+/* nonce = hex64(t) hex64(salt) hex(HMAC-SHA256(secret, hex64(t) hex64(salt) ":" realm))[0..32)
+ * salt: random per challenge (the caller's), so two challenges in the same
+ * second differ and the nonce-count window below can tell clients apart. */
 void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_s,
-		     char out[CHAT_NONCE_LEN + 1]);
+		     uint64_t salt, char out[CHAT_NONCE_LEN + 1]);
 
 enum chat_nonce_check {
 	CHAT_NONCE_OK = 0,
@@ -53,6 +55,40 @@ struct chat_str {
 bool chat_digest_ok(const char *ha1_hex, struct chat_str method, struct chat_str uri,
 		    struct chat_str nonce, struct chat_str nc, struct chat_str cnonce,
 		    struct chat_str qop, struct chat_str resp);
+
+/*
+ * Nonce-count replay window (RFC 7616 §3.3/§5.12): per nonce, the highest
+ * nc accepted.  A response whose nc is not above it is a replay (or a client
+ * that reuses nc); the answer is a fresh challenge with stale=true, which a
+ * real client follows and a replay cannot.  Without qop there is no nc: such
+ * a nonce is good for one request.
+ *
+ * The table is bounded (CHAT_NC_SETS × CHAT_NC_WAYS nonces): when a set is
+ * full the entry with the oldest nonce is dropped and its time remembered;
+ * an unknown nonce not newer than that is treated as a replay too (it may
+ * have been dropped), so eviction never reopens the window — it costs at
+ * most a re-challenge.  Entries past CHAT_NONCE_TTL_S are stale anyway and
+ * are reused freely.  Call only after chat_nonce_check() said OK and the
+ * digest was right, so forged requests cannot fill the table.
+ */
+#define CHAT_NC_SETS 1024
+#define CHAT_NC_WAYS 4
+struct chat_nc_table {
+	struct {
+		char nonce[CHAT_NONCE_LEN];
+		uint64_t t;            /* the nonce's time; 0 = free */
+		uint32_t nc;
+	} e[CHAT_NC_SETS][CHAT_NC_WAYS];
+	uint64_t evicted_t;            /* newest nonce time ever dropped live */
+};
+enum chat_nc_check {
+	CHAT_NC_OK = 0,
+	CHAT_NC_REPLAY = 1,    /* nc not above the last one for this nonce */
+	CHAT_NC_BAD = 2,       /* nc present but not 8 hex digits, or 0 */
+};
+/* nonce: one of ours (CHAT_NONCE_LEN bytes); nc: as in the header, or empty. */
+enum chat_nc_check chat_nc_accept(struct chat_nc_table *t, const char *nonce, size_t len,
+				  struct chat_str nc, uint64_t now_s);
 
 /* The session-limit decision at a new sign-in (docs/CHAT.md "Limits"). */
 enum chat_admit {

@@ -6,6 +6,7 @@ there (SIPp as a UAC drops requests with a Call-ID it did not start).
 
   sipc.py [options] register            REGISTER with digest; print the final
                                         status line and the headers asked for
+  sipc.py [options] --replay register  ... then replay the authorised request
   sipc.py [options] listen              register, then wait for one MESSAGE on
                                         the same socket, answer 200, print it
 Options: --server HOST:PORT --tcp --user U --password P --domain D
@@ -27,6 +28,9 @@ ap.add_argument("--cparams", default="")
 ap.add_argument("--expires", type=int, default=600)
 ap.add_argument("--header", action="append", default=[])
 ap.add_argument("--wait", type=float, default=10)
+ap.add_argument("--replay", action="store_true",
+                help="register: after the answer, send the same authorised REGISTER again "
+                     "(same nonce and nc, new branch and CSeq); print that answer too")
 a = ap.parse_args()
 host, port = a.server.rsplit(":", 1)
 dst = (host, int(port))
@@ -113,6 +117,7 @@ def md5(x):
     return hashlib.md5(x.encode()).hexdigest()
 
 
+auth = ""
 r = register(1)
 if r and r[0].startswith("SIP/2.0 401"):
     ch = r[1]["www-authenticate"][0]
@@ -135,6 +140,11 @@ for h in a.header:
         print("%s: %s" % (h, v))
 sys.stdout.flush()
 if a.mode == "register":
+    if a.replay:
+        r = register(3, auth)
+        print("replay: " + (r[0] if r else "no answer"))
+        for v in (r[1].get("www-authenticate", []) if r else []):
+            print("replay: WWW-Authenticate: " + v)
     sys.exit(0)
 if not r[0].startswith("SIP/2.0 200"):
     sys.exit(1)

@@ -2,7 +2,8 @@
 # ;transport=tcp and stays on that connection; alice (SIPp -t t1) signs in
 # over TCP, gets the provisioning NOTIFY, sends a MESSAGE answered 200 once
 # archived, and chatd forwards it to bob on the connection he registered
-# over (the flow, not the Contact's host and default transport).
+# over (the flow, not the Contact's host and default transport).  A replayed
+# Authorization gets a fresh challenge (nonce-count window).
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd.log bob.out >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -40,11 +41,19 @@ sipp 127.0.0.1:$PORT -t t1 -sf "$REPO/tests/sipp/alice.xml" -i 127.0.0.1 -p $(fr
 wait $bobpid || die "bob did not get the MESSAGE on his TCP connection: $(cat bob.out)"
 grep -q "^MESSAGE from <sip:alice@$DOM>.*: hello bob, from alice" bob.out || die "MESSAGE content: $(cat bob.out)"
 grep -q '<persistentChatEnabled>true' ./*alice*_logs.log || die "provisioning NOTIFY over TCP"
+# a replayed Authorization (same nonce, same nc) is not accepted: a fresh
+# challenge with stale=true (a real client just answers it)
+out=$(python3 "$REPO/tests/integration/sipc.py" --server 127.0.0.1:$PORT --tcp --user alice \
+	--password alice-pw --domain $DOM --replay register)
+expect_eq "$(echo "$out" | sed -n 1p)" "SIP/2.0 200 OK" "alice signs in again"
+expect_eq "$(echo "$out" | sed -n 2p)" "replay: SIP/2.0 401 Unauthorized" "replayed Authorization"
+echo "$out" | grep -q '^replay: WWW-Authenticate: Digest .*stale=true' || die "replay not answered stale=true: $out"
+grep -q "401 nonce count not above the last one" chatd.log || die "replay not logged"
 kill -TERM $pid
 wait $pid || die "chatd exit status $? on SIGTERM"
 
 cv -c cv.conf ingest --once > /dev/null
 expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.message' AND body::json->>'user' = 'sip:alice@$DOM' AND body::json->>'to' = 'sip:bob@$DOM'")" 1 "im.message over TCP staged once"
-expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.session.start'")" 2 "two sessions started"
-expect_eq "$(q "SELECT string_agg(body::json->>'text', ',' ORDER BY body::json->>'text') FROM chatvault.staged_events WHERE type = 'im.session.end'")" "logout,shutdown" "alice logged out, bob at shutdown"
+expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.session.start'")" 3 "three sessions started"
+expect_eq "$(q "SELECT string_agg(body::json->>'text', ',' ORDER BY body::json->>'text') FROM chatvault.staged_events WHERE type = 'im.session.end'")" "logout,shutdown,shutdown" "alice logged out (then back), bob and alice at shutdown"
 echo "chatd tcp: ok"
