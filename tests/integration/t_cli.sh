@@ -50,10 +50,13 @@ make -s -C "$REPO" install PREFIX="$WORK/inst" > /dev/null
 for f in bin/chatvault include/chatvault/adapter.h share/chatvault/chatvault.conf \
 	share/chatvault/regulations/sec-17a4.conf lib/sysusers.d/chatvault.conf \
 	lib/systemd/system/chatvault-ingest.service lib/systemd/system/chatvault-deliver.service \
-	lib/systemd/system/chatvault-retention.service lib/systemd/system/chatvault-retention.timer; do
+	lib/systemd/system/chatvault-retention.service lib/systemd/system/chatvault-retention.timer \
+	lib/systemd/system/chatvault-chatd.service; do
 	[ -f "$WORK/inst/$f" ] || die "make install did not install $f"
 done
 grep -q "^ExecStart=$WORK/inst/bin/chatvault .* ingest$" "$WORK/inst/lib/systemd/system/chatvault-ingest.service" || die "ExecStart not substituted"
+grep -q "^ExecStart=$WORK/inst/bin/chatvault .* chatd$" "$WORK/inst/lib/systemd/system/chatvault-chatd.service" || die "chatd ExecStart not substituted"
+! grep -q '@[A-Z]*@' "$WORK"/inst/lib/systemd/system/chatvault-* || die "a @VARIABLE@ left in a unit"
 if command -v systemd-analyze > /dev/null; then
 	SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$WORK"/inst/lib/systemd/system/chatvault-* || die "systemd-analyze rejects the units"
 else
