@@ -51,7 +51,7 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
-CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_users.c chat/chat_reg.c \
+CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_msg.c chat/chat_users.c chat/chat_reg.c \
 		chat/chat_im.c chat/chat_prov.c chat/chat_server.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
@@ -79,12 +79,13 @@ EXAMPLE_SO = $(BUILD)/adapters/examples/example_adapter.so
 # ---- fuzzing (docs/FUZZING.md): clang + libFuzzer in build/fuzz for
 # `make fuzz`; the same targets replayed by tests/fuzz/replay.c, built like
 # the unit tests, in `make check` (fuzz-regress).
-FUZZ_TARGETS ?= event config bundle tombstone export
+FUZZ_TARGETS ?= event config bundle tombstone export sip
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_DIR      = build/fuzz
 FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c conf/cfg_chat.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
-		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c \
+		chat/chat_sip.c chat/chat_msg.c chat/chat_store.c store/sto_db.c
 FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \

@@ -52,17 +52,6 @@ void chat_log_refusal(const struct sip_msg *msg, uint16_t scode, const char *why
 	cv_warn(COMP, "%s", line);
 }
 
-int chat_aor_of(const struct uri *u, char *out, size_t outlen)
-{
-	char raw[CHAT_URI_MAX + 8], why[128];
-
-	if (!u || pl_strcasecmp(&u->scheme, "sip") != 0 || !u->user.l || !u->host.l ||
-	    u->user.l + u->host.l + 6 > sizeof(raw))
-		return -EINVAL;
-	re_snprintf(raw, sizeof(raw), "sip:%r@%r", &u->user, &u->host);
-	return chat_uri_normalize(raw, out, outlen, why, sizeof(why)) == 0 ? 0 : -EINVAL;
-}
-
 /* ---- producer hand-off ------------------------------------------------ */
 
 static void prod_done(void *opaque, const char *id, int status)
@@ -131,39 +120,15 @@ static void refuse(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
 }
 
-/* The checks every request passes (docs/CHAT.md "Hardening"). */
+/* The checks every request passes (chat_msg_check, docs/CHAT.md "Hardening"). */
 static bool valid_request(struct chat_srv *s, const struct sip_msg *msg)
 {
-	const struct cfg_chat *cc = &s->cfg->chat;
-	size_t body = mbuf_get_left(msg->mb);
+	struct chat_refusal r;
 
-	if (msg->mb->end > (size_t)cc->max_message_size) {
-		refuse(s, msg, 513, "Message Too Large", "larger than chat.max_message_size");
-		return false;
-	}
-	if (list_count(&msg->hdrl) > (uint32_t)cc->max_headers) {
-		refuse(s, msg, 400, "Too Many Headers", "more header fields than chat.max_headers");
-		return false;
-	}
-	if (!pl_isset(&msg->callid) || !pl_isset(&msg->cseq.met) || !msg->from.auri.l ||
-	    !msg->to.auri.l) {
-		refuse(s, msg, 400, "Missing Mandatory Header", "From, To, Call-ID or CSeq missing");
-		return false;
-	}
-	if (pl_cmp(&msg->cseq.met, &msg->met) != 0) {
-		refuse(s, msg, 400, "CSeq Method Mismatch", "CSeq method differs from the request's");
-		return false;
-	}
-	if (pl_isset(&msg->maxfwd) && pl_u32(&msg->maxfwd) == 0) {
-		refuse(s, msg, 483, "Too Many Hops", "Max-Forwards is 0");
-		return false;
-	}
-	if (pl_isset(&msg->clen) ? pl_u32(&msg->clen) != body : (msg->tp != SIP_TRANSP_UDP || body)) {
-		/* a UDP datagram cut at libre's 8 KiB receive size lands here too */
-		refuse(s, msg, 400, "Bad Content-Length", "Content-Length disagrees with the body");
-		return false;
-	}
-	return true;
+	if (chat_msg_check(msg, &s->cfg->chat, &r) == 0)
+		return true;
+	refuse(s, msg, r.code, r.reason, r.why);
+	return false;
 }
 
 static bool request_h(const struct sip_msg *msg, void *arg)

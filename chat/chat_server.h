@@ -54,6 +54,7 @@ void chat_server_free(struct chat_srv *s);
 #ifdef CHAT_INTERNAL
 #include <re.h>
 
+#include "chat_msg.h"
 #include "chat_sip.h"
 
 struct chat_users;
@@ -101,9 +102,7 @@ int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, co
 /* One log line for a refused request, never with secrets. */
 void chat_log_refusal(const struct sip_msg *msg, uint16_t scode, const char *why);
 
-/* Canonical URI of a SIP address ("sip:user@host", lower case) into out;
- * 0 or -EINVAL. */
-int chat_aor_of(const struct uri *u, char *out, size_t outlen);
+/* chat_aor_of(): chat_msg.h */
 #endif
 
 #endif
