@@ -15,7 +15,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
-PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 expat
 TEST_PKGS = cmocka
 
 ifeq ($(SANITIZE),1)
@@ -28,7 +28,7 @@ SANFLAGS =
 OPT     = -O2
 endif
 
-INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Icli
+INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Ichat -Icli
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -MMD -MP $(SANFLAGS) \
@@ -48,6 +48,7 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
+CHAT_SRCS     = chat/chat_xccos.c chat/chat_xccos_enc.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
 		cli/cmd_verify.c
@@ -56,7 +57,7 @@ GEN_SRCS      = $(BUILD)/schema_sql.c
 MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql
 
 LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
-	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CLI_SRCS)
+	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CHAT_SRCS) $(CLI_SRCS)
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/schema_sql.o
 MAIN_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS))
 LIB       = $(BUILD)/libchatvault.a
@@ -64,7 +65,7 @@ BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
 	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
-	     test_verify
+	     test_verify test_xccos
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
@@ -73,12 +74,13 @@ EXAMPLE_SO = $(BUILD)/adapters/examples/example_adapter.so
 # ---- fuzzing (docs/FUZZING.md): clang + libFuzzer in build/fuzz for
 # `make fuzz`; the same targets replayed by tests/fuzz/replay.c, built like
 # the unit tests, in `make check` (fuzz-regress).
-FUZZ_TARGETS ?= event config bundle tombstone export
+FUZZ_TARGETS ?= event config bundle tombstone export xccos
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_DIR      = build/fuzz
 FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
-		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c \
+		chat/chat_xccos.c chat/chat_xccos_enc.c
 FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \
