@@ -76,6 +76,7 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_erase(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_verify(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_room(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The retention clock: system time, or CHATVAULT_NOW (announced); 0 or -1
  * with the error printed. */
