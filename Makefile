@@ -15,7 +15,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
-PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 expat
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 expat libmicrohttpd
 TEST_PKGS = cmocka
 
 ifeq ($(SANITIZE),1)
@@ -48,7 +48,7 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
-CHAT_SRCS     = chat/chat_xccos.c chat/chat_xccos_enc.c chat/chat_rooms.c
+CHAT_SRCS     = chat/chat_xccos.c chat/chat_xccos_enc.c chat/chat_rooms.c chat/chat_files.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
 		cli/cmd_verify.c cli/cmd_room.c
@@ -182,7 +182,7 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock \
-	  $(BUILD)/tests/it_pchat
+	  $(BUILD)/tests/it_pchat $(BUILD)/tests/it_pchat_files
 
 $(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -193,6 +193,7 @@ integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_B
 	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
 	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \
 	IT_KAFKA_MOCK=$(CURDIR)/$(BUILD)/tests/it_kafka_mock IT_PCHAT=$(CURDIR)/$(BUILD)/tests/it_pchat \
+	IT_PCHAT_FILES=$(CURDIR)/$(BUILD)/tests/it_pchat_files \
 	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
 		./$(INTEGRATION)
 

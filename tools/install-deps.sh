@@ -6,9 +6,10 @@
 set -eu
 
 build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
-librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev libexpat1-dev"
+librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev libexpat1-dev
+libmicrohttpd-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
-python3 procps bc systemd time"
+python3 procps bc systemd time curl"
 fuzz_pkgs="clang libclang-rt-dev"
 
 want=$build_pkgs
