@@ -54,11 +54,14 @@ CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_verify.c cli/cmd_room.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
-MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql \
-		schema/005_pchat.sql
+MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql
 
 LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
 	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CHAT_SRCS) $(CLI_SRCS)
+# The persistent chat store's migration, appended on a line of its own so a
+# branch adding 004 to the list above merges cleanly; the embed rule sorts
+# the list by file name, i.e. by version, whatever order it was built in.
+MIGRATIONS += schema/005_pchat.sql
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/schema_sql.o
 MAIN_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS))
 LIB       = $(BUILD)/libchatvault.a
@@ -118,7 +121,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/schema_sql.c: tools/embed_sql.sh $(MIGRATIONS)
 	@mkdir -p $(dir $@)
-	./tools/embed_sql.sh $@ $(MIGRATIONS)
+	./tools/embed_sql.sh $@ $(sort $(MIGRATIONS))
 
 $(BUILD)/schema_sql.o: $(BUILD)/schema_sql.c
 	$(CC) $(CFLAGS) -c -o $@ $<
