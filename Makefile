@@ -15,8 +15,13 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
-PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 expat libmicrohttpd
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0
 TEST_PKGS = cmocka
+
+# The persistent chat server's parts (chat/): the XCCOS parser and the file
+# service.  A name listed twice (another branch adding libmicrohttpd for its
+# metrics) is harmless to pkg-config.
+PKGS     += expat libmicrohttpd
 
 ifeq ($(SANITIZE),1)
 BUILD   = build/san
