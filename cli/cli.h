@@ -78,6 +78,7 @@ int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_verify(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_user(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_chatd(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_room(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The retention clock: system time, or CHATVAULT_NOW (announced); 0 or -1
  * with the error printed. */

@@ -181,7 +181,25 @@ static const struct command commands[] = {
 	  "        set a new password (for the current chat.realm)\n"
 	  "Needs `chatvault migrate` first.  Exit 1 when the user exists (add) or\n"
 	  "does not (disable, enable, passwd), 2 for a bad URI or password file.\n" },
-	{ "room", NULL, "room add|list|member ...", "persistent chat rooms (not built yet)", NULL },
+	{ "room", cmd_room, "room add|list|search|member|invite ...",
+	  "persistent chat rooms (the pchat store)",
+	  "add NAME --domain D [--description T] [--topic T] [--private] [--no-log]\n"
+	  "        create a room; prints its URI, ma-chan://D/<guid>.  Names are unique\n"
+	  "        per domain (ignoring case).  --private: listed and enterable only by\n"
+	  "        its members and managers; --no-log: the room keeps no history\n"
+	  "list [--json]\n"
+	  "        every room (private ones too): URI, name, visibility, member count\n"
+	  "search CRITERIA --user URI [--limit N] [--json]\n"
+	  "        rooms whose name contains CRITERIA, as USER would find them\n"
+	  "        (XCCOS chansrch BYNAME: private rooms only for their members)\n"
+	  "member add|remove ROOM_URI USER_URI [--manager]\n"
+	  "        grant or revoke membership (--manager: management) of a room\n"
+	  "member list ROOM_URI [--json]\n"
+	  "        members, then managers\n"
+	  "invite ROOM_URI USER_URI\n"
+	  "        an open invitation (what the client's getinv returns)\n"
+	  "Needs the schema from `chatvault migrate`.  Exit 1 when the room, member or\n"
+	  "database is missing or a name is taken.\n" },
 };
 
 static void usage(FILE *out)

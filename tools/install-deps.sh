@@ -11,6 +11,9 @@ libcurl4-openssl-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
 python3 procps bc systemd time sip-tester"
 fuzz_pkgs="clang libclang-rt-dev"
+# The persistent chat server (chat/): XCCOS parser, file service; curl for its test.
+build_pkgs="$build_pkgs libexpat1-dev libmicrohttpd-dev"
+test_pkgs="$test_pkgs curl"
 
 want=$build_pkgs
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
