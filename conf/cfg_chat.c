@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libconfig.h>
 
@@ -21,7 +22,9 @@ static const char *const chat_keys[] = {
 	"listen", "domain", "realm", "max_message_size", "max_headers",
 	"max_registrations_per_user", "max_connections", "registration_min_expires",
 	"registration_max_expires", "pool_uris", "push_url", "push_max_attempts",
-	"push_backoff_ms", NULL
+	"push_backoff_ms", "channel_uris", "search_limit", "message_size_limit",
+	"story_size_limit", "channel_backlog", "files_listen", "files_url", "files_max_upload_mb",
+	NULL
 };
 static const char *const im_keys[] = { "max_sessions", "idle_timeout", "inactivity_timeout", NULL };
 
@@ -162,24 +165,45 @@ static bool valid_sip_uri(const char *s)
 	return true;
 }
 
-static int get_pools(struct ld *ld, const config_setting_t *g, struct cfg_chat *c)
+/* "sip:USER@HOST" with USER of [a-z0-9._-] (a Channel service we serve). */
+static bool valid_service_uri(const char *s)
 {
-	const config_setting_t *s = config_setting_get_member(g, "pool_uris");
+	const char *at;
+
+	if (!valid_sip_uri(s) || !(at = strchr(s + 4, '@')) || at == s + 4 || !valid_token(at + 1))
+		return false;
+	for (const char *p = s + 4; p < at; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* An array of SIP URIs (key chat.NAME, at most max); service: each must
+ * be a valid_service_uri and all distinct. */
+static int get_uri_list(struct ld *ld, const config_setting_t *g, const char *name, int max,
+			bool service, char ***list, size_t *n)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	char key[KEYLEN];
 	int len;
 
 	if (!s)
 		return 0;
+	snprintf(key, sizeof(key), "chat.%s", name);
 	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
-		return fail(ld, s, "chat.pool_uris", "must be an array of SIP URIs [ \"sip:...\" ]");
+		return fail(ld, s, key, "must be an array of SIP URIs [ \"sip:...\" ]");
 	len = config_setting_length(s);
-	if (len > 64)
-		return fail(ld, s, "chat.pool_uris", "at most 64 pools (got %d)", len);
-	for (size_t i = 0; i < c->npool_uris; i++)
-		free(c->pool_uris[i]);
-	free(c->pool_uris);
-	c->npool_uris = 0;
-	c->pool_uris = calloc((size_t)len + 1, sizeof(*c->pool_uris));
-	if (!c->pool_uris)
+	if (len > max)
+		return fail(ld, s, key, "at most %d URIs (got %d)", max, len);
+	if (service && len < 1)
+		return fail(ld, s, key, "at least one URI");
+	for (size_t i = 0; i < *n; i++)
+		free((*list)[i]);
+	free(*list);
+	*n = 0;
+	*list = calloc((size_t)len + 1, sizeof(**list));
+	if (!*list)
 		return oom(ld);
 	for (int i = 0; i < len; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
@@ -187,12 +211,16 @@ static int get_pools(struct ld *ld, const config_setting_t *g, struct cfg_chat *
 					? config_setting_get_string(e) : NULL;
 
 		if (!v || !valid_sip_uri(v) || strlen(v) > 256)
-			return fail(ld, e, "chat.pool_uris",
-				    "element %d must be a sip: URI of at most 256 bytes", i);
-		c->pool_uris[i] = strdup(v);
-		if (!c->pool_uris[i])
+			return fail(ld, e, key, "element %d must be a sip: URI of at most 256 bytes", i);
+		if (service && !valid_service_uri(v))
+			return fail(ld, e, key, "element %d must be sip:USER@HOST, USER of a-z 0-9 . _ -", i);
+		for (int j = 0; service && j < i; j++)
+			if (strcmp((*list)[j], v) == 0)
+				return fail(ld, e, key, "element %d repeats \"%s\"", i, v);
+		(*list)[i] = strdup(v);
+		if (!(*list)[i])
 			return oom(ld);
-		c->npool_uris++;
+		(*n)++;
 	}
 	return 0;
 }
@@ -210,6 +238,26 @@ static bool valid_listen(const char *s)
 	return *end == '\0' && colon[1] && port >= 1 && port <= 65535;
 }
 
+/* "a.b.c.d:port", port 0..65535 (0: any free port). */
+static bool valid_files_listen(const char *s)
+{
+	unsigned a, b, c, d, port;
+	char tail;
+
+	return sscanf(s, "%3u.%3u.%3u.%3u:%5u%c", &a, &b, &c, &d, &port, &tail) == 5 && a < 256 &&
+	       b < 256 && c < 256 && d < 256 && port <= 65535;
+}
+
+/* Goes into an XML attribute and a log line: printable ASCII, no quote, space or angle. */
+static bool valid_url_chars(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || *s == '"' || *s == '<' ||
+		    *s == '>' || *s == '\'')
+			return false;
+	return true;
+}
+
 void cfg_chat_defaults(struct cfg_chat *c, struct cfg_im *im)
 {
 	memset(c, 0, sizeof(*c));
@@ -222,6 +270,11 @@ void cfg_chat_defaults(struct cfg_chat *c, struct cfg_im *im)
 	c->registration_max_expires = 3600;
 	c->push_max_attempts = 5;
 	c->push_backoff_ms = 500;
+	c->search_limit = 999;
+	c->message_size_limit = 512;
+	c->story_size_limit = 4096;
+	c->channel_backlog = 4096;
+	c->files_max_upload_mb = 100;
 	im->max_sessions = 0;
 	im->idle_timeout_s = 600;
 	im->inactivity_timeout_s = 3600;
@@ -265,7 +318,10 @@ int cfg_chat_load(const config_setting_t *root, cfg_chat_src_fn src, void *arg,
 				  &c->registration_min_expires)) ||
 		    (rc = get_int(&ld, g, "chat", "registration_max_expires", 10, 604800,
 				  &c->registration_max_expires)) ||
-		    (rc = get_pools(&ld, g, c)) ||
+		    (rc = get_uri_list(&ld, g, "pool_uris", 64, false, &c->pool_uris,
+				       &c->npool_uris)) ||
+		    (rc = get_uri_list(&ld, g, "channel_uris", 16, true, &c->channel_uris,
+				       &c->nchannel_uris)) ||
 		    (rc = get_str(&ld, g, "chat", "push_url", false, &c->push_url, &pos)))
 			return rc;
 		if (c->push_url && *c->push_url && strncmp(c->push_url, "http://", 7) != 0 &&
@@ -273,8 +329,33 @@ int cfg_chat_load(const config_setting_t *root, cfg_chat_src_fn src, void *arg,
 			return fail(&ld, pos, "chat.push_url", "must be an http:// or https:// URL");
 		if ((rc = get_int(&ld, g, "chat", "push_max_attempts", 1, 100,
 				  &c->push_max_attempts)) ||
-		    (rc = get_int(&ld, g, "chat", "push_backoff_ms", 1, 600000, &c->push_backoff_ms)))
+		    (rc = get_int(&ld, g, "chat", "push_backoff_ms", 1, 600000, &c->push_backoff_ms)) ||
+		    (rc = get_int(&ld, g, "chat", "search_limit", 1, 100000, &c->search_limit)) ||
+		    (rc = get_int(&ld, g, "chat", "message_size_limit", 1, 32768,
+				  &c->message_size_limit)) ||
+		    (rc = get_int(&ld, g, "chat", "story_size_limit", 1, 32768,
+				  &c->story_size_limit)) ||
+		    (rc = get_int(&ld, g, "chat", "channel_backlog", 1, 1000000,
+				  &c->channel_backlog)) ||
+		    (rc = get_int(&ld, g, "chat", "files_max_upload_mb", 1, 102400,
+				  &c->files_max_upload_mb)) ||
+		    (rc = get_str(&ld, g, "chat", "files_listen", true, &c->files_listen, &pos)))
 			return rc;
+		if (c->files_listen && !valid_files_listen(c->files_listen))
+			return fail(&ld, pos, "chat.files_listen",
+				    "must be \"IPv4:PORT\", PORT 0..65535 (got \"%s\")", c->files_listen);
+		if ((rc = get_str(&ld, g, "chat", "files_url", false, &c->files_url, &pos)))
+			return rc;
+		if (c->files_url && *c->files_url &&
+		    ((strncmp(c->files_url, "http://", 7) != 0 &&
+		      strncmp(c->files_url, "https://", 8) != 0) || !valid_url_chars(c->files_url)))
+			return fail(&ld, pos, "chat.files_url",
+				    "must be an http:// or https:// URL without spaces or quotes");
+		if (c->story_size_limit < c->message_size_limit)
+			return fail(&ld, config_setting_get_member(g, "story_size_limit")
+					     ? config_setting_get_member(g, "story_size_limit") : g,
+				    "chat.story_size_limit", "must be >= message_size_limit (%d)",
+				    c->message_size_limit);
 		if (c->registration_max_expires < c->registration_min_expires)
 			return fail(&ld, config_setting_get_member(g, "registration_max_expires")
 					     ? config_setting_get_member(g, "registration_max_expires")
@@ -308,6 +389,34 @@ int cfg_chat_finish(struct cfg_chat *c, struct cfg_im *im, char *err, size_t err
 		goto nomem;
 	if (!c->push_url && !(c->push_url = strdup("")))
 		goto nomem;
+	if (!c->files_listen && !(c->files_listen = strdup("127.0.0.1:0")))
+		goto nomem;
+	if (!c->files_url && !(c->files_url = strdup("")))
+		goto nomem;
+	if (c->nchannel_uris == 0 && !c->channel_uris) {
+		c->channel_uris = calloc(3, sizeof(*c->channel_uris));
+		if (!c->channel_uris)
+			goto nomem;
+		for (int i = 0; i < 2; i++) {
+			if (asprintf(&c->channel_uris[i], "sip:chan%d@%s", i + 1, c->domain) < 0) {
+				c->channel_uris[i] = NULL;
+				goto nomem;
+			}
+			c->nchannel_uris++;
+		}
+	}
+	for (size_t i = 0; i < c->nchannel_uris; i++) {
+		const char *host = strchr(c->channel_uris[i], '@');
+
+		if (!host || strcasecmp(host + 1, c->domain) != 0 ||
+		    strncasecmp(c->channel_uris[i], "sip:ocschat@", 12) == 0) {
+			if (err && errlen)
+				snprintf(err, errlen, "chat.channel_uris: \"%s\" must be in chat.domain "
+					 "\"%s\" and not the Lookup service sip:ocschat@",
+					 c->channel_uris[i], c->domain);
+			return -EINVAL;
+		}
+	}
 	if (c->npool_uris == 0 && !c->pool_uris) {
 		c->pool_uris = calloc(2, sizeof(*c->pool_uris));
 		if (!c->pool_uris || asprintf(&c->pool_uris[0], "sip:ocschat@%s", c->domain) < 0) {
@@ -335,6 +444,11 @@ void cfg_chat_free(struct cfg_chat *c)
 	for (size_t i = 0; i < c->npool_uris; i++)
 		free(c->pool_uris[i]);
 	free(c->pool_uris);
+	for (size_t i = 0; i < c->nchannel_uris; i++)
+		free(c->channel_uris[i]);
+	free(c->channel_uris);
+	free(c->files_listen);
+	free(c->files_url);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -366,8 +480,17 @@ void cfg_chat_print(const struct cfg_chat *c, const struct cfg_im *im, FILE *out
 		fprintf(out, "%s\"%s\"", i ? ", " : " ", c->pool_uris[i]);
 	fputs(c->npool_uris ? " ];\n" : "];\n", out);
 	put_kv(out, "push_url", c->push_url);
-	fprintf(out, "\tpush_max_attempts = %d;\n\tpush_backoff_ms = %d;\n};\n",
+	fprintf(out, "\tpush_max_attempts = %d;\n\tpush_backoff_ms = %d;\n\tchannel_uris = [",
 		c->push_max_attempts, c->push_backoff_ms);
+	for (size_t i = 0; i < c->nchannel_uris; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : " ", c->channel_uris[i]);
+	fputs(c->nchannel_uris ? " ];\n" : "];\n", out);
+	fprintf(out, "\tsearch_limit = %d;\n\tmessage_size_limit = %d;\n\tstory_size_limit = %d;\n"
+		"\tchannel_backlog = %d;\n", c->search_limit, c->message_size_limit,
+		c->story_size_limit, c->channel_backlog);
+	put_kv(out, "files_listen", c->files_listen);
+	put_kv(out, "files_url", c->files_url);
+	fprintf(out, "\tfiles_max_upload_mb = %d;\n};\n", c->files_max_upload_mb);
 	fprintf(out, "im = {\n\tmax_sessions = %d;\n\tidle_timeout = %d;\n"
 		"\tinactivity_timeout = %d;\n};\n",
 		im->max_sessions, im->idle_timeout_s, im->inactivity_timeout_s);

@@ -31,6 +31,20 @@ struct cfg_chat {
 	char *push_url;                 /* push gateway; "" = push disabled */
 	int push_max_attempts;          /* 1..100, default 5 */
 	int push_backoff_ms;            /* first retry delay, 1..600000, default 500 */
+
+	/* persistent chat: Lookup (sip:ocschat@<domain>) and Channel services
+	 * (chat/chat_chan.c, docs/PCHAT.md) */
+	char **channel_uris;            /* Channel service URIs, sip:USER@<domain>, 1..16;
+					 * default { "sip:chan1@<domain>", "sip:chan2@<domain>" } */
+	size_t nchannel_uris;
+	int search_limit;               /* chansrch results, 1..100000, default 999 */
+	int message_size_limit;         /* bytes of a post, 1..32768, default 512 (413) */
+	int story_size_limit;           /* bytes of a story, message_size_limit..32768, default 4096 */
+	int channel_backlog;            /* store jobs waiting before INFO gets 503, 1..1000000,
+					 * default 4096 */
+	char *files_listen;             /* file service "IPv4:port" (0 = any); default "127.0.0.1:0" */
+	char *files_url;                /* public base URL of /files; "" = http://<files_listen>/files */
+	int files_max_upload_mb;        /* 1..102400, default 100 */
 };
 
 struct cfg_im {
