@@ -222,6 +222,27 @@ struct chat_xccos_room {
 int chat_xccos_put_chanib(struct cv_buf *b, const struct chat_xccos_room *r)
 	__attribute__((warn_unused_result));
 
+/* The same, left open for children (aib participants, msg history):
+ * chat_xccos_chanib_end() closes it.  _begin_uri: <chanib uri="U"> only. */
+int chat_xccos_chanib_begin(struct cv_buf *b, const struct chat_xccos_room *r)
+	__attribute__((warn_unused_result));
+int chat_xccos_chanib_begin_uri(struct cv_buf *b, const char *uri)
+	__attribute__((warn_unused_result));
+int chat_xccos_chanib_end(struct cv_buf *b) __attribute__((warn_unused_result));
+
+/* Participants as clients read them (rpl:join/bjoin): <uib id="N" uri="U"/>
+ * per user, then in the chanib <aib key="3984" value="N,M"/> (members;
+ * key "12276": managers).  ntc:join: <uib uri="U"><aib key domain value/></uib>. */
+int chat_xccos_put_uib_id(struct cv_buf *b, int64_t id, const char *uri)
+	__attribute__((warn_unused_result));
+int chat_xccos_uib_begin(struct cv_buf *b, const char *uri) __attribute__((warn_unused_result));
+int chat_xccos_uib_end(struct cv_buf *b) __attribute__((warn_unused_result));
+/* <aib key="K" domain="D" value="V"/> (domain omitted when NULL) */
+int chat_xccos_put_aib(struct cv_buf *b, const char *key, const char *domain, const char *value)
+	__attribute__((warn_unused_result));
+#define CHAT_XCCOS_AIB_USER "3984"
+#define CHAT_XCCOS_AIB_CHANOP "12276"
+
 /* <pref label="L" seqid="S" content="BASE64"/> (content omitted when NULL) */
 int chat_xccos_put_pref(struct cv_buf *b, const char *label, int64_t seqid, const char *content)
 	__attribute__((warn_unused_result));

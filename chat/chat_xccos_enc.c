@@ -234,6 +234,69 @@ int chat_xccos_put_sib(struct cv_buf *b, const struct chat_xccos_sib *s)
 
 int chat_xccos_put_chanib(struct cv_buf *b, const struct chat_xccos_room *r)
 {
+	int rc = chat_xccos_chanib_begin(b, r);
+
+	return rc ? rc : chat_xccos_chanib_end(b);
+}
+
+int chat_xccos_chanib_end(struct cv_buf *b)
+{
+	return lit(b, "</chanib>");
+}
+
+int chat_xccos_chanib_begin_uri(struct cv_buf *b, const char *uri)
+{
+	int rc;
+
+	if (!uri)
+		return -EINVAL;
+	if ((rc = lit(b, "<chanib")) != 0 || (rc = attr_s(b, "uri", uri)) != 0)
+		return rc;
+	return lit(b, ">");
+}
+
+int chat_xccos_put_uib_id(struct cv_buf *b, int64_t id, const char *uri)
+{
+	int rc;
+
+	if (!uri)
+		return -EINVAL;
+	if ((rc = lit(b, "<uib")) != 0 || (rc = attr_i(b, "id", id)) != 0 ||
+	    (rc = attr_s(b, "uri", uri)) != 0)
+		return rc;
+	return lit(b, "/>");
+}
+
+int chat_xccos_uib_begin(struct cv_buf *b, const char *uri)
+{
+	int rc;
+
+	if (!uri)
+		return -EINVAL;
+	if ((rc = lit(b, "<uib")) != 0 || (rc = attr_s(b, "uri", uri)) != 0)
+		return rc;
+	return lit(b, ">");
+}
+
+int chat_xccos_uib_end(struct cv_buf *b)
+{
+	return lit(b, "</uib>");
+}
+
+int chat_xccos_put_aib(struct cv_buf *b, const char *key, const char *domain, const char *value)
+{
+	int rc;
+
+	if (!key || !value)
+		return -EINVAL;
+	if ((rc = lit(b, "<aib")) != 0 || (rc = attr_s(b, "key", key)) != 0 ||
+	    (rc = attr_s(b, "domain", domain)) != 0 || (rc = attr_s(b, "value", value)) != 0)
+		return rc;
+	return lit(b, "/>");
+}
+
+int chat_xccos_chanib_begin(struct cv_buf *b, const struct chat_xccos_room *r)
+{
 	int rc;
 
 	if ((rc = lit(b, "<chanib")) != 0 ||
@@ -253,7 +316,7 @@ int chat_xccos_put_chanib(struct cv_buf *b, const struct chat_xccos_room *r)
 	    (rc = cv_buf_printf(b, "<prop id=\"urn:parlano:ma:prop:logged\">%s</prop>",
 				r->logged ? "true" : "false")) != 0)
 		return rc;
-	return lit(b, "</chanib>");
+	return 0;
 }
 
 int chat_xccos_put_pref(struct cv_buf *b, const char *label, int64_t seqid, const char *content)
