@@ -59,6 +59,9 @@ RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admi
 CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_msg.c chat/chat_users.c chat/chat_reg.c \
 		chat/chat_im.c chat/chat_prov.c chat/chat_server.c \
 		chat/chat_xccos.c chat/chat_xccos_enc.c chat/chat_rooms.c chat/chat_files.c
+# The persistent chat Lookup/Channel services, on a line of their own (merges cleanly).
+CHAT_SRCS    += chat/chat_chan.c chat/chat_chan_cmd.c chat/chat_chan_db.c chat/chat_chan_files.c \
+		chat/chat_chan_rules.c
 CLI_SRCS      = cli/cli_util.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
 		cli/cmd_verify.c cli/cmd_user.c cli/cmd_chatd.c cli/cmd_room.c

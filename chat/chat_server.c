@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "chat_chan.h"
+#include "chat_chan_db.h"
 #include "chat_im.h"
 #include "chat_prov.h"
 #include "chat_push.h"
@@ -70,8 +72,6 @@ int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, co
 	      const char *text, chat_durable_h *done, void *arg, char *err, size_t errlen)
 {
 	struct ing_event ev;
-	struct emit_wait *w = NULL;
-	enum ing_emit_result r;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.type = type;
@@ -79,6 +79,15 @@ int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, co
 	ev.user = (char *)user;
 	ev.to = (char *)to;
 	ev.text = (char *)text;
+	return chat_emit_event(s, &ev, done, arg, err, errlen);
+}
+
+int chat_emit_event(struct chat_srv *s, struct ing_event *ev, chat_durable_h *done, void *arg,
+		    char *err, size_t errlen)
+{
+	struct emit_wait *w = NULL;
+	enum ing_emit_result r;
+
 	if (done) {
 		w = calloc(1, sizeof(*w));
 		if (!w) {
@@ -89,11 +98,12 @@ int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, co
 		w->arg = arg;
 		w->s = s;
 	}
-	r = ing_producer_emit(s->prod, &ev, w ? prod_done : NULL, w, err, errlen);
+	r = ing_producer_emit(s->prod, ev, w ? prod_done : NULL, w, err, errlen);
 	if (r != ING_EMIT_OK)
 		free(w);
 	/* ev's strings are the caller's; emit stamped id/ts/source into ev only */
-	free(ev.source_server);
+	free(ev->source_server);
+	ev->source_server = NULL;
 	return (int)r;
 }
 
@@ -108,6 +118,8 @@ static void mq_handler(int id, void *data, void *arg)
 
 		w->done(w->status, w->id[0] ? w->id : NULL, w->arg);
 		free(w);
+	} else if (id == CHAT_MQ_CHAN) {
+		chat_chan_mq(s->chan, data);
 	}
 }
 
@@ -136,7 +148,7 @@ static bool request_h(const struct sip_msg *msg, void *arg)
 	struct chat_srv *s = arg;
 
 	if (!pl_strcmp(&msg->met, "ACK"))
-		return true;          /* nothing of ours needs one */
+		return false;         /* the persistent chat sessions' (libre sipsess) */
 	if (!msg->via.sentby.l) {
 		cv_warn(COMP, "request from %s without Via: dropped (no reply possible)", "peer");
 		return true;
@@ -154,9 +166,14 @@ static bool request_h(const struct sip_msg *msg, void *arg)
 	if (!pl_strcmp(&msg->met, "SUBSCRIBE") || !pl_strcmp(&msg->met, "NOTIFY") ||
 	    !pl_strcmp(&msg->met, "CANCEL"))
 		return false;         /* sipevent notifier / libre's transactions */
+	/* persistent chat (chat_chan.c): INVITE dialogs; an INFO outside any
+	 * dialog (no To tag) is not ours: 501 below, as before */
+	if (s->chan && (!pl_strcmp(&msg->met, "INVITE") || !pl_strcmp(&msg->met, "BYE") ||
+			(!pl_strcmp(&msg->met, "INFO") && pl_isset(&msg->to.tag))))
+		return false;
 	if (!pl_strcmp(&msg->met, "OPTIONS")) {
 		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 200, "OK",
-				  "Allow: REGISTER, MESSAGE, SUBSCRIBE, OPTIONS\r\n"
+				  "Allow: REGISTER, MESSAGE, SUBSCRIBE, OPTIONS, INVITE, ACK, BYE, INFO\r\n"
 				  "Allow-Events: " CHAT_PROV_EVENT "\r\nAccept: text/plain\r\n"
 				  "Content-Length: 0\r\n\r\n");
 		return true;
@@ -262,6 +279,9 @@ int chat_server_new(const struct cfg *cfg, struct chat_srv **out, char *err, siz
 		rc = -EINVAL;
 		goto fail;
 	}
+	rc = chat_chan_new(s, &s->chan, err, errlen);
+	if (rc < 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -292,6 +312,7 @@ int chat_server_run(struct chat_srv *s, int stop_fd, bool (*should_stop)(void *a
 	cv_info(COMP, "stopping: ending %zu sessions", s->nsessions);
 	chat_reg_end_all(s, "shutdown");
 	chat_prov_close_all(s);
+	chat_chan_close_all(s->chan, "shutdown");
 	chat_users_stop(s->users);
 	s->users = NULL;
 	if (ing_producer_flush(s->prod, FLUSH_MS) != 0) {
@@ -318,6 +339,8 @@ void chat_server_free(struct chat_srv *s)
 	if (s->sessions.head)
 		chat_reg_end_all(s, NULL);
 	chat_prov_close_all(s);
+	chat_chan_free(s->chan);       /* parts every session, stops its threads */
+	s->chan = NULL;
 	chat_users_stop(s->users);
 	ing_producer_free(s->prod);    /* flushes what is pending */
 	chat_push_free(s->push);       /* drains, bounded */

@@ -15,6 +15,8 @@
  *   chat_prov.c  SUBSCRIBE vnd-microsoft-provisioning-v2 + NOTIFY
  *   chat_sip.c   pure helpers (nonce, digest, limit decision, escaping)
  *   chat_users.c user cache + its PostgreSQL thread
+ *   chat_chan*.c persistent chat Lookup/Channel services (INVITE/INFO/BYE),
+ *                their store thread and the file service (docs/PCHAT.md)
  *
  * Shutdown (SIGTERM/SIGINT through the caller's signalfd): stop taking
  * requests, end every session (im.session.end, text "shutdown"), flush the
@@ -74,6 +76,7 @@ struct chat_srv {
 	struct ing_producer *prod;
 	struct chat_push *push;
 	struct chat_users *users;
+	struct chat_chan *chan;            /* persistent chat services (chat_chan.c) */
 	struct tmr sweep;
 	uint8_t secret[CHAT_SECRET_LEN];   /* nonce MAC key, per process */
 	struct chat_nc_table nc;           /* nonce-count replay window */
@@ -98,6 +101,11 @@ uint64_t chat_now_ms(void);
  * Returns ING_EMIT_* (enum ing_emit_result). */
 int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, const char *to,
 	      const char *text, chat_durable_h *done, void *arg, char *err, size_t errlen);
+
+/* The same for an event the caller built (room, files…): ev's strings stay
+ * the caller's; emit stamps id, ts and source into it. */
+int chat_emit_event(struct chat_srv *s, struct ing_event *ev, chat_durable_h *done, void *arg,
+		    char *err, size_t errlen);
 
 /* One log line for a refused request, never with secrets. */
 void chat_log_refusal(const struct sip_msg *msg, uint16_t scode, const char *why);
