@@ -84,6 +84,7 @@ BIN       = $(BUILD)/chatvault
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
 	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
 	     test_verify test_chat_store test_chat_push test_chat_sip test_xccos
+UNIT_TESTS += test_chat_chan
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
