@@ -274,6 +274,28 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 	return 0;
 }
 
+int chat_reg_authorize(struct chat_srv *s, const struct sip_msg *msg, const char *aor, bool need_im)
+{
+	const struct chat_user_rec *u;
+
+	if (chat_reg_flow_ok(s, aor, msg))
+		return 0;
+	u = pl_strcasecmp(&msg->from.uri.host, s->cfg->chat.domain) == 0
+		    ? chat_users_find(s->users, aor) : NULL;
+	if (!u) {
+		reply(s, NULL, msg, 403, "Not Registered", "sender not a user of chat.domain");
+		return -1;
+	}
+	if (authenticate(s, msg, u, aor) != 0)
+		return -1;
+	if (u->disabled || (need_im && !u->im_enabled)) {
+		reply(s, NULL, msg, 403, u->disabled ? "User Disabled" : "IM Not Enabled",
+		      u->disabled ? "user disabled" : "instant messaging not enabled for the user");
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- REGISTER ----------------------------------------------------------- */
 
 static void reg_wait_destructor(void *arg)
