@@ -2,7 +2,8 @@
  * chat_im — MESSAGE (contract in chat_im.h).
  *
  * Checks, each one answer:
- *   From not a user of chat.domain, or not registered from this flow . 403
+ *   From not a user of chat.domain .................................... 403
+ *   not from a registered flow: digest (chat_reg_authorize) ........... 401 / 403
  *   Request-URI not in chat.domain or unknown user ..................... 404
  *   recipient disabled or without IM .................................. 403
  *   Content-Type other than text/plain ................................ 415
@@ -218,11 +219,12 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	bool any;
 	int rc;
 
-	if (chat_aor_of(&msg->from.uri, from, sizeof(from)) != 0 ||
-	    !chat_reg_flow_ok(s, from, msg)) {
-		reply(s, NULL, msg, 403, "Not Registered", "sender not registered from this address");
+	if (chat_aor_of(&msg->from.uri, from, sizeof(from)) != 0) {
+		reply(s, NULL, msg, 403, "Not Registered", "From is not a SIP user");
 		return true;
 	}
+	if (chat_reg_authorize(s, msg, from, true) != 0)
+		return true;      /* answered: 401 challenge, 403 */
 	if (chat_aor_of(&msg->uri, to, sizeof(to)) != 0 ||
 	    pl_strcasecmp(&msg->uri.host, s->cfg->chat.domain) != 0 ||
 	    !(ru = chat_users_find(s->users, to))) {

@@ -147,10 +147,12 @@ bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 		refuse(s, msg, 489, "Bad Event", "event package not supported");
 		return true;
 	}
-	if (chat_aor_of(&msg->from.uri, uri, sizeof(uri)) != 0 || !chat_reg_flow_ok(s, uri, msg)) {
-		refuse(s, msg, 403, "Not Registered", "subscriber not registered from this address");
+	if (chat_aor_of(&msg->from.uri, uri, sizeof(uri)) != 0) {
+		refuse(s, msg, 403, "Not Registered", "From is not a SIP user");
 		return true;
 	}
+	if (chat_reg_authorize(s, msg, uri, false) != 0)
+		return true;      /* answered: 401 challenge, 403 */
 	u = chat_users_find(s->users, uri);
 	if (!u || u->disabled) {
 		refuse(s, msg, 403, "User Disabled", "subscriber disabled or removed");

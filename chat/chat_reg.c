@@ -179,11 +179,21 @@ static void reply_retry(struct chat_srv *s, struct sip_strans **st, const struct
 			  "Retry-After: %u\r\nContent-Length: 0\r\n\r\n", secs);
 }
 
+/* Nonce time: wall clock (a nonce must mean the same after a restart's
+ * secret change: it then fails its MAC, never its age), milliseconds. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void challenge(struct chat_srv *s, const struct sip_msg *msg, bool stale)
 {
 	char nonce[CHAT_NONCE_LEN + 1];
 
-	chat_nonce_make(s->secret, s->cfg->chat.realm, (uint64_t)time(NULL), rand_u64(), nonce);
+	chat_nonce_make(s->secret, s->cfg->chat.realm, wall_ms(), rand_u64(), nonce);
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 401, "Unauthorized",
 			  "WWW-Authenticate: Digest realm=\"%s\", nonce=\"%s\", qop=\"auth\", "
 			  "algorithm=MD5%s\r\nContent-Length: 0\r\n\r\n",
@@ -239,7 +249,7 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 		return -1;
 	}
 	nc = chat_nonce_check(s->secret, s->cfg->chat.realm, r.nonce.p, r.nonce.l,
-			      (uint64_t)time(NULL));
+			      wall_ms());
 	if (nc != CHAT_NONCE_OK) {
 		challenge(s, msg, nc == CHAT_NONCE_STALE);
 		return -1;
@@ -259,7 +269,7 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 			reply(s, NULL, msg, 403, "Bad Credentials", "digest response wrong (password)");
 			return -1;
 		}
-		switch (chat_nc_accept(&s->nc, r.nonce.p, r.nonce.l, ncnt, (uint64_t)time(NULL))) {
+		switch (chat_nc_accept(&s->nc, r.nonce.p, r.nonce.l, ncnt, wall_ms())) {
 		case CHAT_NC_OK:
 			break;
 		case CHAT_NC_REPLAY:   /* a replay cannot answer a fresh nonce; a client can */
@@ -270,6 +280,28 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 			reply(s, NULL, msg, 400, "Bad Authorization Header", "nonce count malformed");
 			return -1;
 		}
+	}
+	return 0;
+}
+
+int chat_reg_authorize(struct chat_srv *s, const struct sip_msg *msg, const char *aor, bool need_im)
+{
+	const struct chat_user_rec *u;
+
+	if (chat_reg_flow_ok(s, aor, msg))
+		return 0;
+	u = pl_strcasecmp(&msg->from.uri.host, s->cfg->chat.domain) == 0
+		    ? chat_users_find(s->users, aor) : NULL;
+	if (!u) {
+		reply(s, NULL, msg, 403, "Not Registered", "sender not a user of chat.domain");
+		return -1;
+	}
+	if (authenticate(s, msg, u, aor) != 0)
+		return -1;
+	if (u->disabled || (need_im && !u->im_enabled)) {
+		reply(s, NULL, msg, 403, u->disabled ? "User Disabled" : "IM Not Enabled",
+		      u->disabled ? "user disabled" : "instant messaging not enabled for the user");
+		return -1;
 	}
 	return 0;
 }

@@ -54,6 +54,14 @@ void chat_reg_sweep(struct chat_srv *s);
 struct chat_aor *chat_reg_find(struct chat_srv *s, const char *uri);
 /* Does msg come from a flow with a live registration of aor_uri? */
 bool chat_reg_flow_ok(struct chat_srv *s, const char *aor_uri, const struct sip_msg *msg);
+/*
+ * May msg (MESSAGE, SUBSCRIBE) act for aor (its From)?  Yes when it comes
+ * from a flow with a live registration of aor; otherwise the sender must
+ * authenticate with digest like a REGISTER (401 challenge, 403 wrong
+ * credentials, nc window), be a user of chat.domain, enabled and, with
+ * need_im, allowed IM.  0 authorised; -1 refused, and already answered.
+ */
+int chat_reg_authorize(struct chat_srv *s, const struct sip_msg *msg, const char *aor, bool need_im);
 /* Is a mobile binding reachable (it refreshed within im.idle_timeout)? */
 bool chat_reg_reachable(const struct chat_srv *s, const struct chat_binding *b);
 /* End every session with reason (shutdown) and drop the tables. */

@@ -40,16 +40,16 @@ static void nonce_mac(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, 
 	hex(md, 16, out);
 }
 
-void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_s,
+void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_ms,
 		     uint64_t salt, char out[CHAT_NONCE_LEN + 1])
 {
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)now_s, (unsigned long long)salt);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)now_ms, (unsigned long long)salt);
 	nonce_mac(secret, realm, out, out + 32);
 	out[CHAT_NONCE_LEN] = '\0';
 }
 
 enum chat_nonce_check chat_nonce_check(const uint8_t secret[CHAT_SECRET_LEN], const char *realm,
-				       const char *nonce, size_t len, uint64_t now_s)
+				       const char *nonce, size_t len, uint64_t now_ms)
 {
 	char ts32[33], mac[32];
 	unsigned long long t = 0;
@@ -73,9 +73,9 @@ enum chat_nonce_check chat_nonce_check(const uint8_t secret[CHAT_SECRET_LEN], co
 		diff |= (unsigned char)(mac[i] ^ nonce[32 + i]);
 	if (diff)
 		return CHAT_NONCE_BAD;
-	if (t > now_s + 5)
+	if (t > now_ms + CHAT_NONCE_SKEW_MS)
 		return CHAT_NONCE_BAD;
-	if (now_s > t && now_s - t > CHAT_NONCE_TTL_S)   /* t may be ≤ 5 s ahead: no wrap */
+	if (now_ms > t && now_ms - t > CHAT_NONCE_TTL_MS)   /* t may be a little ahead: no wrap */
 		return CHAT_NONCE_STALE;
 	return CHAT_NONCE_OK;
 }
@@ -156,7 +156,7 @@ static uint64_t hex_u64(const char *p, size_t n, bool *ok)
 }
 
 enum chat_nc_check chat_nc_accept(struct chat_nc_table *t, const char *nonce, size_t len,
-				  struct chat_str nc, uint64_t now_s)
+				  struct chat_str nc, uint64_t now_ms)
 {
 	uint32_t h = 2166136261u, ncv = 1;     /* no qop: the nonce's one use */
 	uint64_t nt;
@@ -191,7 +191,7 @@ enum chat_nc_check chat_nc_accept(struct chat_nc_table *t, const char *nonce, si
 	for (size_t w = 0; w < CHAT_NC_WAYS; w++) {
 		uint64_t wt = t->e[set][w].t;
 
-		if (wt == 0 || wt + CHAT_NONCE_TTL_S < now_s) {   /* free or stale */
+		if (wt == 0 || wt + CHAT_NONCE_TTL_MS < now_ms) {   /* free or stale */
 			victim = w;
 			goto take;
 		}

@@ -23,12 +23,15 @@
 
 #define CHAT_SECRET_LEN 32
 #define CHAT_NONCE_LEN 64          /* 16 hex time + 16 hex salt + 32 hex MAC, no NUL */
-#define CHAT_NONCE_TTL_S 300       /* older nonces are answered with stale=true */
+#define CHAT_NONCE_TTL_MS 300000  /* older nonces are answered with stale=true */
+#define CHAT_NONCE_SKEW_MS 5000   /* a nonce this far "ahead" is still ours */
 
-/* nonce = hex64(t) hex64(salt) hex(HMAC-SHA256(secret, hex64(t) hex64(salt) ":" realm))[0..32)
+/* Times are wall-clock milliseconds (nonces outlive no process, but the
+ * clock may be stepped: SKEW tolerates a small step back).
+ * nonce = hex64(t) hex64(salt) hex(HMAC-SHA256(secret, hex64(t) hex64(salt) ":" realm))[0..32)
  * salt: random per challenge (the caller's), so two challenges in the same
  * second differ and the nonce-count window below can tell clients apart. */
-void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_s,
+void chat_nonce_make(const uint8_t secret[CHAT_SECRET_LEN], const char *realm, uint64_t now_ms,
 		     uint64_t salt, char out[CHAT_NONCE_LEN + 1]);
 
 enum chat_nonce_check {
@@ -37,7 +40,7 @@ enum chat_nonce_check {
 	CHAT_NONCE_BAD = 2,        /* not ours (or from the future): new challenge */
 };
 enum chat_nonce_check chat_nonce_check(const uint8_t secret[CHAT_SECRET_LEN], const char *realm,
-				       const char *nonce, size_t len, uint64_t now_s);
+				       const char *nonce, size_t len, uint64_t now_ms);
 
 /*
  * Digest response of RFC 2617 §3.2.2.1 (qop absent or "auth"):
@@ -67,7 +70,9 @@ bool chat_digest_ok(const char *ha1_hex, struct chat_str method, struct chat_str
  * full the entry with the oldest nonce is dropped and its time remembered;
  * an unknown nonce not newer than that is treated as a replay too (it may
  * have been dropped), so eviction never reopens the window — it costs at
- * most a re-challenge.  Entries past CHAT_NONCE_TTL_S are stale anyway and
+ * most a re-challenge.  Nonce times are in milliseconds, so that only
+ * happens to a challenge answered later than the oldest nonce of its set was
+ * issued: with 4096 slots, not before thousands of sign-ins per second.  Entries past CHAT_NONCE_TTL_MS are stale anyway and
  * are reused freely.  Call only after chat_nonce_check() said OK and the
  * digest was right, so forged requests cannot fill the table.
  */
@@ -88,7 +93,7 @@ enum chat_nc_check {
 };
 /* nonce: one of ours (CHAT_NONCE_LEN bytes); nc: as in the header, or empty. */
 enum chat_nc_check chat_nc_accept(struct chat_nc_table *t, const char *nonce, size_t len,
-				  struct chat_str nc, uint64_t now_s);
+				  struct chat_str nc, uint64_t now_ms);
 
 /* The session-limit decision at a new sign-in (docs/CHAT.md "Limits"). */
 enum chat_admit {

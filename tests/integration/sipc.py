@@ -7,6 +7,9 @@ there (SIPp as a UAC drops requests with a Call-ID it did not start).
   sipc.py [options] register            REGISTER with digest; print the final
                                         status line and the headers asked for
   sipc.py [options] --replay register  ... then replay the authorised request
+  sipc.py [options] --to U --text T message   MESSAGE from outside any registered
+                                        flow, answering a 401 with digest; print
+                                        the final status line
   sipc.py [options] listen              register, then wait for one MESSAGE on
                                         the same socket, answer 200, print it
 Options: --server HOST:PORT --tcp --user U --password P --domain D
@@ -17,7 +20,9 @@ Exit 0 when it got a final answer (listen: a MESSAGE), 1 otherwise.
 import argparse, hashlib, os, re, socket, sys, time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("mode", choices=["register", "listen"])
+ap.add_argument("mode", choices=["register", "listen", "message"])
+ap.add_argument("--to", default="")
+ap.add_argument("--text", default="hello")
 ap.add_argument("--server", required=True)
 ap.add_argument("--tcp", action="store_true")
 ap.add_argument("--user", required=True)
@@ -117,19 +122,43 @@ def md5(x):
     return hashlib.md5(x.encode()).hexdigest()
 
 
+def digest(ch, method, uri):
+    f = dict(re.findall(r'(\w+)="?([^",]*)"?', ch))
+    cn = rnd()
+    ha1 = md5("%s:%s:%s" % (a.user, f["realm"], a.password))
+    ha2 = md5("%s:%s" % (method, uri))
+    resp = md5("%s:%s:00000001:%s:auth:%s" % (ha1, f["nonce"], cn, ha2))
+    return ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
+            'response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"\r\n') % (
+                a.user, f["realm"], f["nonce"], uri, resp, cn)
+
+
+def message(cseq, auth=""):
+    ruri = "sip:%s@%s" % (a.to, a.domain)
+    body = a.text.encode()
+    msg = ("MESSAGE %s SIP/2.0\r\nVia: SIP/2.0/%s 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
+           "From: <%s>;tag=%s\r\nTo: <%s>\r\nCall-ID: %s\r\nCSeq: %d MESSAGE\r\n%s"
+           "Max-Forwards: 70\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n") % (
+               ruri, tp, lport, rnd(), aor, ftag, ruri, callid, cseq, auth, len(body))
+    send(msg.encode() + body)
+    while True:
+        r = recv(5)
+        if r is None or not r[0].startswith("SIP/2.0 1"):
+            return r
+
+
+if a.mode == "message":
+    r = message(1)
+    if r and r[0].startswith("SIP/2.0 401"):
+        r = message(2, digest(r[1]["www-authenticate"][0], "MESSAGE", "sip:%s@%s" % (a.to, a.domain)))
+    print(r[0] if r else "no answer")
+    sys.exit(0 if r else 1)
+
+
 auth = ""
 r = register(1)
 if r and r[0].startswith("SIP/2.0 401"):
-    ch = r[1]["www-authenticate"][0]
-    f = dict(re.findall(r'(\w+)="?([^",]*)"?', ch))
-    uri = "sip:" + a.domain
-    cn = rnd()
-    ha1 = md5("%s:%s:%s" % (a.user, f["realm"], a.password))
-    ha2 = md5("REGISTER:" + uri)
-    resp = md5("%s:%s:00000001:%s:auth:%s" % (ha1, f["nonce"], cn, ha2))
-    auth = ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
-            'response="%s", algorithm=MD5, qop=auth, nc=00000001, cnonce="%s"\r\n') % (
-                a.user, f["realm"], f["nonce"], uri, resp, cn)
+    auth = digest(r[1]["www-authenticate"][0], "REGISTER", "sip:" + a.domain)
     r = register(2, auth)
 if r is None:
     print("no answer")

@@ -94,7 +94,9 @@ table = [
     (req(b"MESSAGE", body=b"x" * 5000, to=b"sip:bob@example.test"), "513"),
     (req(b"MESSAGE", extra=b"".join(b"X-H%d: v\r\n" % i for i in range(30)), to=b"sip:bob@example.test"), "400"),
     (req(b"MESSAGE", body=b"hi", clen=10, to=b"sip:bob@example.test"), "400"),
-    (req(b"MESSAGE", body=b"hi", to=b"sip:bob@example.test"), "403"),
+    (req(b"MESSAGE", body=b"hi", to=b"sip:bob@example.test"), "401"),   # not a registered flow: digest
+    (req(b"MESSAGE", body=b"hi", to=b"sip:bob@example.test").replace(b"sip:alice@example.test>;tag", b"sip:mallory@example.test>;tag"), "403"),
+    (req(b"SUBSCRIBE", extra=b"Event: vnd-microsoft-provisioning-v2\r\n"), "401"),
     (req(b"REGISTER").replace(b"CSeq: 1 REGISTER", b"CSeq: 1 INVITE"), "400"),
     (req(b"REGISTER").replace(b"Call-ID", b"X-Call-ID"), "400"),
     (b"REGISTER sip:alice@example.test SIP/2.0\r\nFrom: <sip:a@b>\r\n\r\n", None),

@@ -3,7 +3,8 @@
 # over TCP, gets the provisioning NOTIFY, sends a MESSAGE answered 200 once
 # archived, and chatd forwards it to bob on the connection he registered
 # over (the flow, not the Contact's host and default transport).  A replayed
-# Authorization gets a fresh challenge (nonce-count window).
+# Authorization gets a fresh challenge (nonce-count window).  A MESSAGE from
+# outside a registered flow must authenticate with digest.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd.log bob.out >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -41,6 +42,13 @@ sipp 127.0.0.1:$PORT -t t1 -sf "$REPO/tests/sipp/alice.xml" -i 127.0.0.1 -p $(fr
 wait $bobpid || die "bob did not get the MESSAGE on his TCP connection: $(cat bob.out)"
 grep -q "^MESSAGE from <sip:alice@$DOM>.*: hello bob, from alice" bob.out || die "MESSAGE content: $(cat bob.out)"
 grep -q '<persistentChatEnabled>true' ./*alice*_logs.log || die "provisioning NOTIFY over TCP"
+# MESSAGE from outside any registered flow (a fresh UDP port): challenged,
+# accepted with alice's digest, refused with a wrong password
+sipc_msg() { python3 "$REPO/tests/integration/sipc.py" --server 127.0.0.1:$PORT --user alice \
+	--domain $DOM --to bob "$@" message; }
+expect_eq "$(sipc_msg --password alice-pw --text 'from elsewhere')" "SIP/2.0 200 OK" "MESSAGE with digest from an unregistered flow"
+expect_eq "$(sipc_msg --password wrong --text 'forged')" "SIP/2.0 403 Bad Credentials" "MESSAGE with a wrong password"
+grep -q "MESSAGE from .* 403 digest response wrong" chatd.log || die "MESSAGE digest refusal not logged"
 # a replayed Authorization (same nonce, same nc) is not accepted: a fresh
 # challenge with stale=true (a real client just answers it)
 out=$(python3 "$REPO/tests/integration/sipc.py" --server 127.0.0.1:$PORT --tcp --user alice \
@@ -53,7 +61,8 @@ kill -TERM $pid
 wait $pid || die "chatd exit status $? on SIGTERM"
 
 cv -c cv.conf ingest --once > /dev/null
-expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.message' AND body::json->>'user' = 'sip:alice@$DOM' AND body::json->>'to' = 'sip:bob@$DOM'")" 1 "im.message over TCP staged once"
+expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.message' AND body::json->>'user' = 'sip:alice@$DOM' AND body::json->>'to' = 'sip:bob@$DOM' AND body::json->>'text' LIKE 'hello bob, from alice%'")" 1 "im.message over TCP staged once"
+expect_eq "$(q "SELECT string_agg(body::json->>'text', ',') FROM chatvault.staged_events WHERE type = 'im.message' AND body::json->>'text' NOT LIKE 'hello bob%'")" "from elsewhere" "the digest-authorised MESSAGE archived, the forged one not"
 expect_eq "$(q "SELECT count(*) FROM chatvault.staged_events WHERE type = 'im.session.start'")" 3 "three sessions started"
 expect_eq "$(q "SELECT string_agg(body::json->>'text', ',' ORDER BY body::json->>'text') FROM chatvault.staged_events WHERE type = 'im.session.end'")" "logout,shutdown,shutdown" "alice logged out (then back), bob and alice at shutdown"
 echo "chatd tcp: ok"

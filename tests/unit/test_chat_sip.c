@@ -1,7 +1,7 @@
 /*
  * test_chat_sip — chatd's pure logic (chat/chat_sip.c) and the limits of
  * its configuration (conf/cfg_chat.c), no sockets:
- *   - digest nonces: issued, verified, stale after CHAT_NONCE_TTL_S, refused
+ *   - digest nonces: issued, verified, stale after CHAT_NONCE_TTL_MS, refused
  *     when altered, from another secret or realm, from the future, or the
  *     wrong length;
  *   - the digest response against RFC 2617 §3.5's worked example (qop=auth)
@@ -48,10 +48,10 @@ static void test_nonce_issue_verify(void **state)
 	(void)state;
 	chat_nonce_make(secret, "example.test", 1000000, 0x1234, n);
 	assert_int_equal(strlen(n), CHAT_NONCE_LEN);
-	assert_int_equal(strncmp(n, "00000000000f4240", 16), 0);   /* the time, hex */
+	assert_int_equal(strncmp(n, "00000000000f4240", 16), 0);   /* the time (ms), hex */
 	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN, 1000000), CHAT_NONCE_OK);
 	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN,
-					  1000000 + CHAT_NONCE_TTL_S), CHAT_NONCE_OK);
+					  1000000 + CHAT_NONCE_TTL_MS), CHAT_NONCE_OK);
 	/* the same inputs give the same nonce: no hidden state */
 	{
 		char m[CHAT_NONCE_LEN + 1];
@@ -75,12 +75,12 @@ static void test_nonce_stale_and_bad(void **state)
 	(void)state;
 	chat_nonce_make(secret, "example.test", 1000000, 0x1234, n);
 	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN,
-					  1000000 + CHAT_NONCE_TTL_S + 1), CHAT_NONCE_STALE);
-	/* from the future (beyond 5 s of skew) */
-	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN, 1000000 - 6),
-			 CHAT_NONCE_BAD);
-	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN, 1000000 - 5),
-			 CHAT_NONCE_OK);
+					  1000000 + CHAT_NONCE_TTL_MS + 1), CHAT_NONCE_STALE);
+	/* from the future (beyond the skew) */
+	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN,
+					  1000000 - CHAT_NONCE_SKEW_MS - 1), CHAT_NONCE_BAD);
+	assert_int_equal(chat_nonce_check(secret, "example.test", n, CHAT_NONCE_LEN,
+					  1000000 - CHAT_NONCE_SKEW_MS), CHAT_NONCE_OK);
 	/* another process's secret, another realm */
 	assert_int_equal(chat_nonce_check(other, "example.test", n, CHAT_NONCE_LEN, 1000000), CHAT_NONCE_BAD);
 	assert_int_equal(chat_nonce_check(secret, "other.test", n, CHAT_NONCE_LEN, 1000000), CHAT_NONCE_BAD);
