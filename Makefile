@@ -15,9 +15,14 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 CC      ?= cc
 SANITIZE ?= 0
 
-PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 \
+PKGS      = libconfig jansson libpq rdkafka libarchive libzstd lmdb libcrypto libxml-2.0 libcurl libre \
 	    libmicrohttpd
 TEST_PKGS = cmocka
+
+# The persistent chat server's parts (chat/): the XCCOS parser and the file
+# service.  A name listed twice (another branch adding libmicrohttpd for its
+# metrics) is harmless to pkg-config.
+PKGS     += expat libmicrohttpd
 
 ifeq ($(SANITIZE),1)
 BUILD   = build/san
@@ -29,17 +34,20 @@ SANFLAGS =
 OPT     = -O2
 endif
 
-INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Icli
+# libre's headers define their own bool/stdint unless told the system has
+# them (its pkg-config file does not say so); libre itself is built with both.
+RE_DEFS  = -DHAVE_STDBOOL_H -DHAVE_INTTYPES_H
+INCLUDES = -Icommon -Iconf -Iingest -Istore -Iadapters -Ideliver -Iretention -Ichat -Icli
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 	   -Wno-format-nonliteral -fstack-protector-strong -MMD -MP $(SANFLAGS) \
-	   $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+	   $(INCLUDES) $(shell pkg-config --cflags $(PKGS)) $(RE_DEFS)
 LDFLAGS += $(SANFLAGS) -rdynamic
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
 # ---- sources, by stage of the data flow -------------------------------------
 COMMON_SRCS   = common/cv_log.c common/cv_metrics.c common/cv_time.c common/cv_util.c
-CONF_SRCS     = conf/cfg.c
+CONF_SRCS     = conf/cfg.c conf/cfg_chat.c
 INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
 		ingest/consumer.c
 STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
@@ -49,15 +57,26 @@ DELIVER_SRCS  = deliver/dlv_worker.c
 RETENTION_SRCS = retention/ret_lines.c retention/ret_policy.c retention/ret_admin.c retention/ret_run.c retention/ret_export.c retention/ret_export_read.c retention/ret_export_out.c retention/ret_export_pkg.c \
 		retention/ret_verify.c retention/ret_vbundle.c retention/ret_vchain.c \
 		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_vtomb.c
+CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_msg.c chat/chat_users.c chat/chat_reg.c \
+		chat/chat_im.c chat/chat_prov.c chat/chat_server.c \
+		chat/chat_xccos.c chat/chat_xccos_enc.c chat/chat_rooms.c chat/chat_files.c
+# The persistent chat Lookup/Channel services, on a line of their own (merges cleanly).
+CHAT_SRCS    += chat/chat_chan.c chat/chat_chan_cmd.c chat/chat_chan_db.c chat/chat_chan_files.c \
+		chat/chat_chan_rules.c
 CLI_SRCS      = cli/cli_util.c cli/cli_metrics.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
-		cli/cmd_verify.c
+		cli/cmd_verify.c cli/cmd_user.c cli/cmd_chatd.c cli/cmd_room.c
 MAIN_SRCS     = cli/main.c
 GEN_SRCS      = $(BUILD)/schema_sql.c
-MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql
+MIGRATIONS    = schema/001_staging.sql schema/002_retention.sql schema/003_sequence_gap_index.sql \
+		schema/004_chat_users.sql
 
 LIB_SRCS  = $(COMMON_SRCS) $(CONF_SRCS) $(INGEST_SRCS) $(STORE_SRCS) \
-	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CLI_SRCS)
+	    $(ADAPTER_SRCS) $(DELIVER_SRCS) $(RETENTION_SRCS) $(CHAT_SRCS) $(CLI_SRCS)
+# The persistent chat store's migration, appended on a line of its own so a
+# branch adding 004 to the list above merges cleanly; the embed rule sorts
+# the list by file name, i.e. by version, whatever order it was built in.
+MIGRATIONS += schema/005_pchat.sql
 LIB_OBJS  = $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/schema_sql.o
 MAIN_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(MAIN_SRCS))
 LIB       = $(BUILD)/libchatvault.a
@@ -65,7 +84,8 @@ BIN       = $(BUILD)/chatvault
 
 UNIT_TESTS = test_event test_time test_cfg test_util test_spool test_archive \
 	     test_adapters_text test_store test_producer test_kafka test_retention test_export \
-	     test_verify test_metrics test_log
+	     test_verify test_metrics test_log test_chat_store test_chat_push test_chat_sip test_xccos
+UNIT_TESTS += test_chat_chan
 UNIT_BINS  = $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 INTEGRATION = tests/integration/run.sh
 
@@ -74,17 +94,19 @@ EXAMPLE_SO = $(BUILD)/adapters/examples/example_adapter.so
 # ---- fuzzing (docs/FUZZING.md): clang + libFuzzer in build/fuzz for
 # `make fuzz`; the same targets replayed by tests/fuzz/replay.c, built like
 # the unit tests, in `make check` (fuzz-regress).
-FUZZ_TARGETS ?= event config bundle tombstone export
+FUZZ_TARGETS ?= event config bundle tombstone export sip xccos
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_DIR      = build/fuzz
-FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
-		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c
+FUZZ_SRCS     = $(COMMON_SRCS) conf/cfg.c conf/cfg_chat.c ingest/event.c adapters/bundle.c retention/ret_vtomb.c \
+		retention/ret_vexport.c retention/ret_vrep.c retention/ret_vseq.c retention/ret_lines.c \
+		chat/chat_sip.c chat/chat_msg.c chat/chat_store.c store/sto_db.c \
+		chat/chat_xccos.c chat/chat_xccos_enc.c
 FUZZ_OBJS     = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS   = -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
 		-Wno-format-nonliteral -fno-omit-frame-pointer -MMD -MP \
 		-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
-		$(INCLUDES) $(shell pkg-config --cflags $(PKGS))
+		$(INCLUDES) $(shell pkg-config --cflags $(PKGS)) $(RE_DEFS)
 # Parsers under test that $(LIB) does not hold (yet) are linked in directly.
 FUZZ_EXTRA_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_SRCS),$(FUZZ_SRCS)))
 REPLAY_BINS   = $(addprefix $(BUILD)/tests/fuzz/replay_,$(FUZZ_TARGETS))
@@ -116,7 +138,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/schema_sql.c: tools/embed_sql.sh $(MIGRATIONS)
 	@mkdir -p $(dir $@)
-	./tools/embed_sql.sh $@ $(MIGRATIONS)
+	./tools/embed_sql.sh $@ $(sort $(MIGRATIONS))
 
 $(BUILD)/schema_sql.o: $(BUILD)/schema_sql.c
 	$(CC) $(CFLAGS) -c -o $@ $<
@@ -179,7 +201,8 @@ fuzz:
 	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 	FUZZ_SECONDS=$(FUZZ_SECONDS) ./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
-IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock
+IT_BINS = $(BUILD)/tests/it_migrate $(BUILD)/tests/it_spool_put $(BUILD)/tests/it_kafka_mock \
+	  $(BUILD)/tests/it_chat_listen $(BUILD)/tests/it_pchat $(BUILD)/tests/it_pchat_files
 
 $(BUILD)/tests/it_%: tests/integration/it_%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -190,6 +213,8 @@ integration: $(BIN) $(EXAMPLE_SO) $(BUILD)/adapters/examples/wrong_abi.so $(IT_B
 	CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
 	IT_MIGRATE=$(CURDIR)/$(BUILD)/tests/it_migrate IT_SPOOL_PUT=$(CURDIR)/$(BUILD)/tests/it_spool_put \
 	IT_KAFKA_MOCK=$(CURDIR)/$(BUILD)/tests/it_kafka_mock \
+	IT_CHAT_LISTEN=$(CURDIR)/$(BUILD)/tests/it_chat_listen \
+	IT_PCHAT=$(CURDIR)/$(BUILD)/tests/it_pchat IT_PCHAT_FILES=$(CURDIR)/$(BUILD)/tests/it_pchat_files \
 	WRONG_ABI_SO=$(CURDIR)/$(BUILD)/adapters/examples/wrong_abi.so \
 		./$(INTEGRATION)
 

@@ -23,6 +23,10 @@
 #     unless BIG=1 (then 100k and 500k).  RSS_SIZES="A B" overrides (B a
 #     multiple of A).  Scaled down, with a note, when /tmp has too little
 #     free space (~1.2 GB per million events: spool, staging, WAL);
+#   - chatd: SIPp MESSAGE rate through chatd (answered once durable in the
+#     spool) ÷ the same SIPp UAC against a SIPp UAS, CHAT_N (20000; QUICK
+#     2000) per run; chatd's RSS growth per registered session at CHAT_SESS
+#     (10000; QUICK 1000) sessions, once;
 #   - export events/s ÷ `tar --zstd -xO events.jsonl` of the same bundles,
 #     verify MB/s ÷ sha256sum MB/s: only when those commands are built.
 #
@@ -319,6 +323,87 @@ CONF
 	row "ingest peak anon RSS KiB, $big ÷ $small queued" "$a2" "$a1" \
 		"once; RssAnon sampled every 0.2 s"
 	row "ingest events/s, $big ÷ $small queued" "$s2" "$s1" "once"
+fi
+
+# ---- chatd: MESSAGE rate through chatd ÷ SIPp to SIPp; memory per session -----
+# The same SIPp UAC (UDP, at most CHAT_L calls in flight) sends CHAT_N
+# MESSAGEs, once straight to a SIPp UAS and once through chatd, which answers
+# each only when its im.message is durable in the spool and then forwards it
+# to the recipient's registration (the same SIPp UAS).  Then CHAT_SESS
+# Contacts (100 users) sign in with digest and chatd's VmRSS growth is
+# divided by their number.
+CHAT_N=${CHAT_N:-$(q 2000 20000)}
+CHAT_L=${CHAT_L:-200}
+CHAT_SESS=${CHAT_SESS:-$(q 1000 10000)}
+if command -v sipp > /dev/null; then
+	freep() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+	sipc() { python3 "$top/tests/integration/sipc.py" --server "127.0.0.1:$cport" --domain bench.test "$@"; }
+	dropdb --if-exists benchc >/dev/null 2>&1; createdb benchc; export PGDATABASE=benchc
+	cport=$(freep)
+	cat > chat.conf <<CONF
+data_dir = "$work/cvar";
+log_level = "warn";
+chat = { listen = "127.0.0.1:$cport"; domain = "bench.test"; max_connections = 1000000;
+	 max_registrations_per_user = 1024; };
+CONF
+	$cv -c chat.conf migrate > /dev/null
+	umask 077
+	printf 'pw\n' > pw
+	for u in alice bob $(seq -f 'm%02g' 0 99); do
+		$cv -c chat.conf user add "sip:$u@bench.test" --password-file pw > /dev/null
+	done
+	$cv -c chat.conf chatd > chatd.log 2>&1 &
+	chatpid=$!
+	i=0; until python3 -c "import socket,sys; s=socket.socket(); s.connect(('127.0.0.1',$cport))" 2>/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { say "chatd did not start"; cat chatd.log >&2; break; }; sleep 0.1
+	done
+	sipp_msgs() { # $1 = target port, $2 = UAC port → wall seconds, or "" on failure
+		t0=$(now)
+		sipp "127.0.0.1:$1" -sf "$top/bench/sipp/msg_uac.xml" -i 127.0.0.1 -p "$2" -s alice \
+			-set dom bench.test -set to bob -m "$CHAT_N" -r 100000 -l "$CHAT_L" -timeout 120 \
+			-timeout_error -nostdin > /dev/null 2>&1 || { echo ""; return; }
+		t1=$(now); calc "$t1 - $t0"
+	}
+	: > r_sipp; : > r_chatd
+	for run in 1 2 3; do
+		say "chatd run $run of 3 ($CHAT_N MESSAGEs, SIPp to SIPp, then through chatd)"
+		up=$(freep)
+		sipp -sf "$top/bench/sipp/msg_uas.xml" -i 127.0.0.1 -p "$up" -m "$CHAT_N" -timeout 120 \
+			-nostdin > /dev/null 2>&1 &
+		uas=$!; sleep 0.3
+		el=$(sipp_msgs "$up" "$(freep)"); wait $uas || true
+		[ -z "$el" ] || calc "$CHAT_N / $el" >> r_sipp
+		bp=$(freep); ap=$(freep)
+		sipc --user bob --password pw --lport "$bp" --expires 3600 register > /dev/null
+		sipc --user alice --password pw --lport "$ap" --expires 3600 register > /dev/null
+		sipp -sf "$top/bench/sipp/msg_uas.xml" -i 127.0.0.1 -p "$bp" -m "$CHAT_N" -timeout 120 \
+			-nostdin > /dev/null 2>&1 &
+		uas=$!; sleep 0.3
+		el=$(sipp_msgs "$cport" "$ap"); wait $uas || true
+		[ -z "$el" ] || calc "$CHAT_N / $el" >> r_chatd
+	done
+	row "chatd MESSAGE/s (200 once durable in the spool, then forwarded) ÷ SIPp to SIPp" \
+		"$(m r_chatd)" "$(m r_sipp)" "UDP, $CHAT_N per run, at most $CHAT_L in flight"
+	rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$chatpid/status"; }
+	say "chatd: $CHAT_SESS sessions"
+	r0=$(rss)
+	regok=1
+	for u in $(seq -f 'm%02g' 0 99); do   # 100 users, CHAT_SESS / 100 Contacts each
+		sipp "127.0.0.1:$cport" -sf "$top/bench/sipp/reg_many.xml" -s "$u" -au "$u" -ap pw \
+			-i 127.0.0.1 -p "$(freep)" -set dom bench.test -m "$((CHAT_SESS / 100))" -r 5000 \
+			-l 100 -timeout 60 -timeout_error -nostdin > /dev/null 2>&1 || { regok=""; break; }
+	done
+	if [ -n "$regok" ]; then
+		sleep 1; r1=$(rss)
+		row "chatd RSS bytes per registered session ($CHAT_SESS)" "$(calc "($r1 - $r0) * 1024 / $CHAT_SESS")" "" \
+			"once; VmRSS $r0 → $r1 KiB"
+	else
+		line "chatd sessions: SIPp registration run failed (see chatd.log)"
+	fi
+	kill -TERM $chatpid; wait $chatpid || say "chatd exit status $?"
+	export PGDATABASE=bench
+else
+	line "chatd: sipp not installed (sip-tester), skipped"
 fi
 
 # ---- the table ---------------------------------------------------------------

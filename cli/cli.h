@@ -76,6 +76,9 @@ int cmd_hold(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_erase(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cmd_verify(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_user(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_chatd(struct cli_ctx *ctx, int argc, char **argv);
+int cmd_room(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The status queries (cmd_status.c), shared with the /metrics scrape.
  * counts: staged, unreplayed quarantine, open sequence gaps.  adapters: one

@@ -159,9 +159,52 @@ static const struct command commands[] = {
 	  "user's staged events (as author or recipient) have their text and\n"
 	  "attachment names replaced by \"[erased]\", and exports leave the user out.\n"
 	  "Sealed archive bundles are not rewritten (see docs/RETENTION.md).\n" },
-	{ "chatd", NULL, "chatd", "the SIP chat and IM server (not built yet)", NULL },
-	{ "user", NULL, "user add|list|disable ...", "chat users (not built yet)", NULL },
-	{ "room", NULL, "room add|list|member ...", "persistent chat rooms (not built yet)", NULL },
+	{ "chatd", cmd_chatd, "chatd",
+	  "the SIP chat and IM server (REGISTER, MESSAGE, provisioning, push)",
+	  "Serves SIP over UDP and TCP on chat.listen (default 127.0.0.1:5060) for\n"
+	  "chat.domain until SIGTERM or SIGINT: REGISTER with digest authentication\n"
+	  "against the users of `chatvault user` (realm chat.realm), one IM session per\n"
+	  "registration (im.max_sessions, im.idle_timeout, im.inactivity_timeout),\n"
+	  "MESSAGE between registered users, each one an im.message compliance event\n"
+	  "acknowledged only once durable, SUBSCRIBE to vnd-microsoft-provisioning-v2,\n"
+	  "and push notifications (chat.push_url) for mobile-only recipients.\n"
+	  "SIGTERM ends every session (im.session.end \"shutdown\"), flushes the\n"
+	  "producer and exits 0.  See docs/CHAT.md.\n" },
+	{ "user", cmd_user, "user add|list|disable|enable|passwd ...",
+	  "chat and IM users of chatd (schema chat.users)",
+	  "add URI --password-file F [--no-chat] [--no-im]\n"
+	  "        add a user, e.g. sip:alice@contoso.com (lower-cased; user part of\n"
+	  "        letters, digits and . _ + -); the password is the first line of F\n"
+	  "        (\"-\" for standard input; a file must be mode 600 or stricter) and\n"
+	  "        is stored only as the digest credential HA1 for chat.realm\n"
+	  "        --no-chat / --no-im: without persistent chat / instant messaging\n"
+	  "list [--json]\n"
+	  "        every user: URI, enabled, chat, im, created (never the credential)\n"
+	  "disable URI, enable URI\n"
+	  "        refuse or allow sign-in; a running chatd follows at once\n"
+	  "passwd URI --password-file F\n"
+	  "        set a new password (for the current chat.realm)\n"
+	  "Needs `chatvault migrate` first.  Exit 1 when the user exists (add) or\n"
+	  "does not (disable, enable, passwd), 2 for a bad URI or password file.\n" },
+	{ "room", cmd_room, "room add|list|search|member|invite ...",
+	  "persistent chat rooms (the pchat store)",
+	  "add NAME --domain D [--description T] [--topic T] [--private] [--no-log]\n"
+	  "        create a room; prints its URI, ma-chan://D/<guid>.  Names are unique\n"
+	  "        per domain (ignoring case).  --private: listed and enterable only by\n"
+	  "        its members and managers; --no-log: the room keeps no history\n"
+	  "list [--json]\n"
+	  "        every room (private ones too): URI, name, visibility, member count\n"
+	  "search CRITERIA --user URI [--limit N] [--json]\n"
+	  "        rooms whose name contains CRITERIA, as USER would find them\n"
+	  "        (XCCOS chansrch BYNAME: private rooms only for their members)\n"
+	  "member add|remove ROOM_URI USER_URI [--manager]\n"
+	  "        grant or revoke membership (--manager: management) of a room\n"
+	  "member list ROOM_URI [--json]\n"
+	  "        members, then managers\n"
+	  "invite ROOM_URI USER_URI\n"
+	  "        an open invitation (what the client's getinv returns)\n"
+	  "Needs the schema from `chatvault migrate`.  Exit 1 when the room, member or\n"
+	  "database is missing or a name is taken.\n" },
 };
 
 static void usage(FILE *out)

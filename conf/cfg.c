@@ -882,7 +882,8 @@ static int read_file(struct loader *ld, const char *path)
 /* sections                                                                 */
 
 static const char *const root_keys[] = { "data_dir", "log_level", "database", "queue", "producer",
-					 "ingest", "deliver", "adapters", "retention", "metrics", NULL };
+					 "ingest", "deliver", "adapters", "retention", "metrics", "chat",
+					 "im", NULL };
 static const char *const metrics_keys[] = { "listen", NULL };
 static const char *const database_keys[] = { "conninfo", "connect_timeout", "retry_max", NULL };
 static const char *const queue_keys[] = { "backend", "spool", "kafka", NULL };
@@ -1374,6 +1375,11 @@ static int set_data_dir(struct loader *ld, const char *override)
 	return 0;
 }
 
+static const char *chat_src(void *arg, const struct config_setting_t *s)
+{
+	return src_file(arg, s);
+}
+
 static int load_tree(struct loader *ld, const char *override)
 {
 	const config_setting_t *root = config_root_setting(&ld->lc);
@@ -1407,7 +1413,10 @@ static int load_tree(struct loader *ld, const char *override)
 	rc = adapters ? load_adapters(ld, adapters) : default_adapters(ld);
 	if (rc || (rc = default_dirs(ld)))
 		return rc;
-	return load_retention(ld, root);
+	if ((rc = load_retention(ld, root)))
+		return rc;
+	/* chat {} and im {} (conf/cfg_chat.c) */
+	return cfg_chat_load(root, chat_src, ld, &cfg->chat, &cfg->im, ld->err, ld->errlen);
 }
 
 /* Defaults that depend on data_dir or the host; strings never NULL after. */
@@ -1447,7 +1456,7 @@ static int finish(struct loader *ld)
 		if (!cfg->producer.server)
 			return oom(ld);
 	}
-	return 0;
+	return cfg_chat_finish(&cfg->chat, &cfg->im, ld->err, ld->errlen);
 }
 
 static struct cfg *cfg_new(const char *source)
@@ -1477,6 +1486,7 @@ static struct cfg *cfg_new(const char *source)
 	cfg->deliver.retry_max_ms = 60000;
 	cfg->retention.schedule_s = 3600;
 	cfg->retention.stale_staging_days = 7;
+	cfg_chat_defaults(&cfg->chat, &cfg->im);
 	return cfg;
 }
 
@@ -1570,6 +1580,7 @@ void cfg_free(struct cfg *cfg)
 		free_strv(p->users, p->nusers);
 	}
 	free(cfg->retention.profiles);
+	cfg_chat_free(&cfg->chat);
 	free(cfg);
 }
 
@@ -1782,4 +1793,5 @@ void cfg_print(const struct cfg *cfg, FILE *out)
 		fputs("\t\t};\n", out);
 	}
 	fputs("\t};\n};\n", out);
+	cfg_chat_print(&cfg->chat, &cfg->im, out);
 }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cfg_chat.h"
+
 #define CFG_ERRLEN 512
 
 enum cfg_queue_backend {
@@ -135,6 +137,9 @@ struct cfg {
 		int schedule_s;                 /* retention run interval in `run`, default 3600 */
 		int stale_staging_days;         /* report staging/quarantine older, default 7 */
 	} retention;
+
+	struct cfg_chat chat;           /* `chatvault chatd` (conf/cfg_chat.h) */
+	struct cfg_im im;               /* IM session limits (conf/cfg_chat.h) */
 };
 
 /*

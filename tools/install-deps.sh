@@ -6,11 +6,14 @@
 set -eu
 
 build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
-librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev
-libmicrohttpd-dev"
+librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev libre-dev
+libcurl4-openssl-dev libmicrohttpd-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
-python3 procps bc systemd time"
+python3 procps bc systemd time sip-tester"
 fuzz_pkgs="clang libclang-rt-dev"
+# The persistent chat server (chat/): XCCOS parser, file service; curl for its test.
+build_pkgs="$build_pkgs libexpat1-dev libmicrohttpd-dev"
+test_pkgs="$test_pkgs curl"
 
 want=$build_pkgs
 [ "${1:-}" = "--test" ] && want="$build_pkgs $test_pkgs"
