@@ -5,6 +5,7 @@
 #   make check SANITIZE=1   the same under ASan + UBSan (objects in build/san)
 #   make bench      benchmark ratios (printed, never fail the build)
 #   make demo       the main job end to end on the embedded default
+#   make soak       load + kill -9 + PostgreSQL restarts, SOAK_SECONDS (300); docs/SOAK.md
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each (clang; docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=…
 
@@ -89,7 +90,7 @@ FUZZ_EXTRA_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_SRCS),$(FUZZ_SR
 REPLAY_BINS   = $(addprefix $(BUILD)/tests/fuzz/replay_,$(FUZZ_TARGETS))
 
 .PHONY: all deps deps-test check unit integration bench bench-quick demo demo-clean \
-	install clean fuzz fuzz-regress fuzz-seeds
+	install clean fuzz fuzz-regress fuzz-seeds soak
 
 all: deps bin/chatvault
 
@@ -206,6 +207,12 @@ bench: deps-test bin/chatvault $(BENCH_BINS)
 
 bench-quick: deps-test bin/chatvault $(BENCH_BINS)
 	$(BENCH_ENV) QUICK=1 ./bench/run.sh
+
+# Not in check: minutes of steady load with kill -9 of every worker and
+# PostgreSQL restarts, then exactly-once, verify and RSS checks (docs/SOAK.md).
+SOAK_SECONDS ?= 300
+soak: deps-test bin/chatvault
+	CHATVAULT=$(CURDIR)/bin/chatvault SOAK_SECONDS=$(SOAK_SECONDS) ./tests/soak/soak.sh
 
 demo: deps-test bin/chatvault
 	./tools/demo.sh
