@@ -5,6 +5,8 @@
 #   make check SANITIZE=1   the same under ASan + UBSan (objects in build/san)
 #   make bench      benchmark ratios (printed, never fail the build)
 #   make demo       the main job end to end on the embedded default
+#   make soak       load + kill -9 + PostgreSQL restarts, SOAK_SECONDS (300); docs/SOAK.md
+#   make valgrind   every unit test and the database commands under valgrind memcheck
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each (clang; docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=…
 
@@ -112,7 +114,7 @@ FUZZ_EXTRA_OBJS = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(LIB_SRCS),$(FUZZ_SR
 REPLAY_BINS   = $(addprefix $(BUILD)/tests/fuzz/replay_,$(FUZZ_TARGETS))
 
 .PHONY: all deps deps-test check unit integration bench bench-quick demo demo-clean \
-	install clean fuzz fuzz-regress fuzz-seeds
+	install clean fuzz fuzz-regress fuzz-seeds soak valgrind
 
 all: deps bin/chatvault
 
@@ -232,6 +234,42 @@ bench: deps-test bin/chatvault $(BENCH_BINS)
 
 bench-quick: deps-test bin/chatvault $(BENCH_BINS)
 	$(BENCH_ENV) QUICK=1 ./bench/run.sh
+
+# valgrind memcheck (not in check; .ci/run runs it after the sanitizer run):
+# every unit test binary, then tests/valgrind/cli.sh, which runs the commands
+# that use PostgreSQL (libpq, OpenSSL), threads and adapter .so files under
+# valgrind on a small pipeline in a pg_virtualenv cluster.  Only definite
+# leaks and memory errors fail; tests/valgrind/valgrind.supp is for
+# documented third-party noise only.  Release build (ASan and valgrind do not
+# mix).  VALGRIND_SKIP: unit tests not run under valgrind, each with its
+# reason:
+#   test_kafka  runs below, but without test_produce_request_errors
+#               (VALGRIND_KAFKA_SKIP): under valgrind's slowdown on a busy
+#               machine librdkafka's mock cluster (which checks idempotent
+#               sequence numbers only for transactional producers) let a
+#               request retried after an injected error overtake the next,
+#               and the case failed on room order (timing, not memory; it
+#               passed alone under valgrind).  make check runs all 9 natively.
+VALGRIND_SKIP       ?= test_kafka
+VALGRIND_KAFKA_SKIP ?= test_produce_request_errors
+VALGRIND = valgrind --quiet --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --error-exitcode=1 \
+	--suppressions=$(CURDIR)/tests/valgrind/valgrind.supp
+valgrind: deps-test $(UNIT_BINS) $(BIN) $(EXAMPLE_SO)
+	@if [ "$(SANITIZE)" = 1 ]; then echo "make valgrind: not with SANITIZE=1" >&2; exit 2; fi
+	@set -e; for t in $(filter-out $(addprefix $(BUILD)/tests/,$(VALGRIND_SKIP)),$(UNIT_BINS)); do \
+		echo "== valgrind $$t"; $(VALGRIND) $$t; done
+	@echo "== valgrind $(BUILD)/tests/test_kafka (all but $(VALGRIND_KAFKA_SKIP))"
+	TEST_KAFKA_SKIP='$(VALGRIND_KAFKA_SKIP)' $(VALGRIND) $(BUILD)/tests/test_kafka
+	@echo "== valgrind tests/valgrind/cli.sh"
+	VALGRIND="$(VALGRIND)" CHATVAULT=$(CURDIR)/$(BIN) EXAMPLE_SO=$(CURDIR)/$(EXAMPLE_SO) \
+		./tests/valgrind/cli.sh
+
+# Not in check: minutes of steady load with kill -9 of every worker and
+# PostgreSQL restarts, then exactly-once, verify and RSS checks (docs/SOAK.md).
+SOAK_SECONDS ?= 300
+soak: deps-test bin/chatvault
+	CHATVAULT=$(CURDIR)/bin/chatvault SOAK_SECONDS=$(SOAK_SECONDS) ./tests/soak/soak.sh
 
 demo: deps-test bin/chatvault
 	./tools/demo.sh

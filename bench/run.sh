@@ -4,7 +4,7 @@
 # table: measure, ours, baseline, ratio = ours ÷ baseline, note).  For
 # throughput higher is better; for latency and memory lower is.
 #
-#   make bench          about 10 minutes on 2 cores (BIG=0: about 4)
+#   make bench          about 11-12 minutes on 2 cores (BIG=0: about 5-6)
 #   make bench-quick    QUICK=1: about 1-2 minutes, smaller counts
 #
 # Sections (each figure the median of 3 runs unless the note says "once"):
@@ -29,6 +29,11 @@
 #     (10000; QUICK 1000) sessions, once;
 #   - export events/s ÷ `tar --zstd -xO events.jsonl` of the same bundles,
 #     verify MB/s ÷ sha256sum MB/s: only when those commands are built.
+#   - end to end events/s against batch size (ingest.batch_size = the
+#     archive adapter's batch_size = 100 … 20000; QUICK: 100, 1000, 5000 over
+#     fewer events), each run once: bench/plot.sh writes
+#     bench/out/e2e_batch.dat and, with gnuplot, bench/out/e2e_batch.png;
+#     the table gets one line naming the PNG.  PLOT=0 skips it.
 #
 # Needs: bin/chatvault, BENCH_LATENCY (build/rel/bench/bench_latency) and
 # IT_KAFKA_MOCK (build/rel/tests/it_kafka_mock); `make bench` builds and
@@ -404,6 +409,18 @@ CONF
 	export PGDATABASE=bench
 else
 	line "chatd: sipp not installed (sip-tester), skipped"
+fi
+
+# ---- end to end against batch size (bench/plot.sh, run once) ---------------
+if [ "${PLOT:-1}" = 0 ]; then
+	line "e2e vs batch size plot: skipped (PLOT=0)"
+else
+	say "e2e against batch size (bench/plot.sh)"
+	if plot_line=$(CHATVAULT="$cv" QUICK="$QUICK" "$here/plot.sh" | tail -n 1); then
+		line "$plot_line"
+	else
+		line "e2e vs batch size plot: bench/plot.sh failed"
+	fi
 fi
 
 # ---- the table ---------------------------------------------------------------

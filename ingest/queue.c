@@ -337,7 +337,21 @@ void ing_qr_committed(struct ing_qr *r, const struct ing_qbatch *b)
 int ing_qr_rewind(struct ing_qr *r, char *err, size_t errlen)
 {
 	if (r->backend == CFG_QUEUE_SPOOL) {
-		r->read_to = r->after;
+		int64_t pos = 0;
+		int rc;
+
+		/* Back to the position PostgreSQL holds, not to the last commit
+		 * this process saw: a COMMIT whose answer was lost (the server
+		 * restarted right after it) did advance it, and retrying those
+		 * records from r->after would be refused forever ("already at
+		 * or past"). */
+		rc = sto_stage_position(r->db, r->source, 0, &pos, err, errlen);
+		if (rc < 0)
+			return -EIO;
+		r->after = r->read_to = rc == 0 ? (uint64_t)pos : 0;
+		if (r->after > 0 && (rc = ing_spool_trim(r->sp, r->after)) != 0)
+			cv_warn("ingest", "spool trim up to %" PRIu64 ": %s", r->after,
+				strerror(-rc));
 		return 0;
 	}
 	/* Kafka: leave and rejoin the group; the assignment seeks every

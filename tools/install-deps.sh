@@ -1,7 +1,8 @@
 #!/bin/sh
 # install-deps.sh [--test|--fuzz] — install the Debian packages chatvault needs
-# to build (and, with --test, to run its tests and the demo; with --fuzz, to
-# build the libFuzzer targets of `make fuzz`) when missing.
+# to build (and, with --test, to run its tests, `make valgrind`, the benchmarks
+# with their plot and the demo; with --fuzz, to build the libFuzzer targets of
+# `make fuzz`) when missing.
 # Called by `make`, `make check`, `make demo` and `make fuzz`; safe to run again.
 set -eu
 
@@ -9,7 +10,7 @@ build_pkgs="gcc libc6-dev make pkg-config libconfig-dev libjansson-dev libpq-dev
 librdkafka-dev libarchive-dev libzstd-dev liblmdb-dev libssl-dev libxml2-dev libre-dev
 libcurl4-openssl-dev libmicrohttpd-dev"
 test_pkgs="libcmocka-dev postgresql postgresql-common libxml2-utils zstd tar
-python3 procps bc systemd time sip-tester"
+python3 procps bc systemd time sip-tester valgrind gnuplot-nox"
 fuzz_pkgs="clang libclang-rt-dev"
 # The persistent chat server (chat/): XCCOS parser, file service; curl for its test.
 build_pkgs="$build_pkgs libexpat1-dev libmicrohttpd-dev"

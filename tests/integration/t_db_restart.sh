@@ -15,10 +15,18 @@ cluster=$(pg_lsclusters -h | awk -v p="$PGPORT" '$3 == p { print $1 " " $2 }')
 [ -n "$cluster" ] || die "cannot find the test cluster"
 "$CHATVAULT" -v -c cv.conf run > run.log 2>&1 &
 pid=$!
+# stop + start, not "restart": pg_ctlcluster's restart decides whether the
+# cluster runs from the external pid file /var/run/postgresql/15-regress.pid,
+# which every pg_virtualenv cluster named 15/regress on the machine shares
+# (concurrent runs in other worktrees, CI) and which another cluster's stop
+# removes; it then only tries to start ("Cluster is already running", exit
+# 2).  stop and start check this cluster's own postmaster.pid.
 sleep 1
-pg_ctlcluster $cluster restart -m fast
+pg_ctlcluster $cluster stop -m fast
+pg_ctlcluster $cluster start
 sleep 1
-pg_ctlcluster $cluster restart -m immediate
+pg_ctlcluster $cluster stop -m immediate
+pg_ctlcluster $cluster start
 # wait for everything to be archived
 i=0
 while [ "$(q 'SELECT count(*) FROM chatvault.staged_events' 2>/dev/null || echo x)" != 0 ] ||
