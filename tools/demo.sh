@@ -69,8 +69,13 @@ fi
 t_start=$(date +%s)
 mkdir -p "$var/demo"
 stop_chatd
-trap stop_chatd EXIT
-trap 'exit 130' INT TERM
+driver_pid=""
+cleanup() {
+	[ -z "$driver_pid" ] || kill -TERM "$driver_pid" 2>/dev/null || true
+	stop_chatd
+}
+trap cleanup EXIT
+trap 'echo "demo: interrupted; chatd stopped" >&2; exit 130' INT TERM
 if [ ! -d "$pgdir/data" ]; then
 	echo "demo: creating a private PostgreSQL cluster in $pgdir"
 	mkdir -p "$pgdir/sock"
@@ -139,10 +144,14 @@ until grep -q "listening on" "$var/demo/chatd.log"; do
 	sleep 0.1
 done
 echo "demo: chatd on udp/tcp 127.0.0.1:$sip_port (domain $domain); $users users sign in and chat for about ${seconds}s"
+# In the background and waited for, so that an interrupt runs the trap at once
+# (a foreground child would delay it): the trap ends the driver and chatd.
 driver_rc=0
 python3 "$top/tools/demo_chat.py" traffic --server "127.0.0.1:$sip_port" --domain $domain \
-	--password-file "$pwfile" --dir "$var" --duration "$seconds" > "$var/demo/traffic.json" ||
-	driver_rc=$?
+	--password-file "$pwfile" --dir "$var" --duration "$seconds" > "$var/demo/traffic.json" &
+driver_pid=$!
+wait $driver_pid || driver_rc=$?
+driver_pid=""
 stop_chatd                               # SIGTERM: everything acknowledged is durable
 live_to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
