@@ -49,7 +49,7 @@ stop_chatd() { # the chatd of this or an earlier, interrupted run
 	[ -f "$var/chatd.pid" ] || return 0
 	p=$(cat "$var/chatd.pid")
 	if [ -n "$p" ] && kill -0 "$p" 2>/dev/null &&
-	   tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'chatvault.* chatd'; then
+	   tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -qF "$var/demo.conf chatd"; then
 		kill -TERM "$p" 2>/dev/null || true
 		i=0
 		while kill -0 "$p" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
@@ -58,7 +58,27 @@ stop_chatd() { # the chatd of this or an earlier, interrupted run
 	rm -f "$var/chatd.pid"
 }
 
+# One demo at a time in this tree: a second one (or a clean) would share the
+# spool, the cluster and chatd's pid file.  chatd and the driver do not
+# inherit the lock (9>&-), so a demo killed with -9 frees it.
+lock() {
+	mkdir -p "$var"
+	exec 9> "$var/demo.lock"
+	flock -n 9 || { echo "demo: another demo is running in $top (lock $var/demo.lock)" >&2; exit 1; }
+}
+
+stop_driver() { # tools/demo_chat.py of an earlier run killed with -9
+	[ -f "$var/driver.pid" ] || return 0
+	p=$(cat "$var/driver.pid")
+	if [ -n "$p" ] && tr '\0' ' ' 2>/dev/null < "/proc/$p/cmdline" | grep -qF "demo_chat.py traffic"; then
+		kill -TERM "$p" 2>/dev/null || true
+	fi
+	rm -f "$var/driver.pid"
+}
+
 if [ "${1:-}" = "clean" ]; then
+	[ -d "$var" ] && lock
+	stop_driver
 	stop_chatd
 	[ -d "$pgdir" ] && as_pg "$pgbin/pg_ctl -D '$pgdir/data' -m fast stop" >/dev/null 2>&1 || true
 	rm -rf "$var" "$pgdir"
@@ -67,11 +87,12 @@ if [ "${1:-}" = "clean" ]; then
 fi
 
 t_start=$(date +%s)
+lock
 mkdir -p "$var/demo"
+stop_driver
 stop_chatd
-driver_pid=""
 cleanup() {
-	[ -z "$driver_pid" ] || kill -TERM "$driver_pid" 2>/dev/null || true
+	stop_driver
 	stop_chatd
 }
 trap cleanup EXIT
@@ -83,7 +104,7 @@ if [ ! -d "$pgdir/data" ]; then
 	as_pg "$pgbin/initdb -D '$pgdir/data' -A trust -U '$pguser' >/dev/null"
 fi
 if ! as_pg "$pgbin/pg_ctl -D '$pgdir/data' status" >/dev/null 2>&1; then
-	as_pg "$pgbin/pg_ctl -D '$pgdir/data' -w -l '$pgdir/log' -o \"-k '$pgdir/sock' -p $port -c listen_addresses=''\" start" >/dev/null
+	as_pg "$pgbin/pg_ctl -D '$pgdir/data' -w -l '$pgdir/log' -o \"-k '$pgdir/sock' -p $port -c listen_addresses=''\" start" >/dev/null 9>&-
 fi
 export PGHOST="$pgdir/sock" PGPORT=$port PGUSER=$pguser PGDATABASE=chatvault
 psql -XAtq -d postgres -c "SELECT 1 FROM pg_database WHERE datname='chatvault'" | grep -q 1 ||
@@ -120,18 +141,20 @@ python3 "$top/tools/demo_chat.py" setup --cv "$cv" --domain $domain --users "$us
 # The history: a day of traffic for the same users and rooms (room events by
 # their members) through emit.
 history="$var/demo-history.jsonl"
+again=""
+[ -f "$history" ] && again=" again (already archived: recognised as duplicates)"
 if [ ! -f "$history" ]; then
 	python3 "$top/tools/gen_events.py" --count 60000 --room-uris "$var/demo-rooms.tsv" \
 		--user-uris "$var/demo-users.txt" --domain $domain --start 2026-11-20T00:00:00Z \
 		--span-hours 24 --seed 2026 --source demo-history > "$history.tmp"
 	mv "$history.tmp" "$history"
 fi
-echo "demo: emitting $(wc -l < "$history") events of history (2026-11-20, $users users, $rooms rooms)"
+echo "demo: emitting $(wc -l < "$history") events of history (2026-11-20, $users users, $rooms rooms)$again"
 $cv emit "$history"
 
 # Live traffic through chatd.
 live_from=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-$cv chatd > "$var/demo/chatd.log" 2>&1 &
+$cv chatd > "$var/demo/chatd.log" 2>&1 9>&- &
 echo $! > "$var/chatd.pid"
 i=0
 until grep -q "listening on" "$var/demo/chatd.log"; do
@@ -148,10 +171,10 @@ echo "demo: chatd on udp/tcp 127.0.0.1:$sip_port (domain $domain); $users users 
 # (a foreground child would delay it): the trap ends the driver and chatd.
 driver_rc=0
 python3 "$top/tools/demo_chat.py" traffic --server "127.0.0.1:$sip_port" --domain $domain \
-	--password-file "$pwfile" --dir "$var" --duration "$seconds" > "$var/demo/traffic.json" &
-driver_pid=$!
-wait $driver_pid || driver_rc=$?
-driver_pid=""
+	--password-file "$pwfile" --dir "$var" --duration "$seconds" > "$var/demo/traffic.json" 9>&- &
+echo $! > "$var/driver.pid"
+wait "$(cat "$var/driver.pid")" || driver_rc=$?
+rm -f "$var/driver.pid"
 stop_chatd                               # SIGTERM: everything acknowledged is durable
 live_to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 

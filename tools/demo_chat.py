@@ -151,7 +151,7 @@ def setup(a):
         # members: deterministic per room; General has more
         rr = random.Random("%d/%s" % (a.seed, name))
         size = 40 if i == 0 else rr.randint(6, 22 if not private else 10)
-        members = sorted(rr.sample(users, size))
+        members = sorted(rr.sample(users, min(size, len(users))))
         out.append((uri, name, private, members))
     # member add only where a room lacks members (idempotent across runs)
     jobs = []
@@ -508,8 +508,11 @@ def traffic(a):
 
     def day(ua, uri, rnd):
         end = time.time() + a.duration
-        contacts = rnd.sample([u for u in users if u != uri], 6)
-        do_chat = rnd.random() < a.chat_share
+        others = [u for u in users if u != uri]
+        contacts = rnd.sample(others, min(6, len(others)))
+        if not contacts:
+            return
+        do_chat = rnd.random() < a.chat_share or uri == file_user
         ims = rnd.randint(2, 2 * a.ims - 2)
         plan = ["im"] * ims + (["chat"] if do_chat else [])
         rnd.shuffle(plan)
