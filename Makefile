@@ -4,7 +4,7 @@
 #   make check      install missing packages, build, run unit + integration tests
 #   make check SANITIZE=1   the same under ASan + UBSan (objects in build/san)
 #   make bench      benchmark ratios (printed, never fail the build)
-#   make demo       the main job end to end on the embedded default
+#   make demo       the main job end to end: chatd traffic + a day of history, ingest, deliver, export, verify
 #   make soak       load + kill -9 + PostgreSQL restarts, SOAK_SECONDS (300); docs/SOAK.md
 #   make valgrind   every unit test and the database commands under valgrind memcheck
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each (clang; docs/FUZZING.md)

@@ -28,6 +28,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--source", default=None, help="stamp source.server with this name")
     ap.add_argument("--text-bytes", type=int, default=120)
+    ap.add_argument("--room-uris", default=None,
+                    help="file with one room URI a line: use these rooms (--rooms ignored); "
+                         "a line may go on with TAB-separated fields, the 4th a comma-separated "
+                         "member list: then room events are by members only")
+    ap.add_argument("--user-uris", default=None,
+                    help="file with one user URI a line: use these users (--users ignored)")
     a = ap.parse_args()
 
     rnd = random.Random(a.seed)
@@ -36,6 +42,18 @@ def main():
     rooms = ["ma-chan://%s/%s" % (a.domain, uuid.UUID(int=rnd.getrandbits(128)))
              for _ in range(a.rooms)]
     users = ["sip:user%03d@%s" % (i, a.domain) for i in range(a.users)]
+    members = {}
+    if a.room_uris:
+        rooms = []
+        for l in open(a.room_uris, encoding="utf-8"):
+            f = l.rstrip("\n").split("\t")
+            if not f[0].strip():
+                continue
+            rooms.append(f[0].strip())
+            if len(f) > 3 and f[3].strip():
+                members[rooms[-1]] = f[3].split(",")
+    if a.user_uris:
+        users = [l.split()[0] for l in open(a.user_uris, encoding="utf-8") if l.strip()]
     out = sys.stdout
     for i in range(a.count):
         ts = start + timedelta(seconds=i * step)
@@ -63,6 +81,8 @@ def main():
             to = rnd.choice(users)
             ev.update(type="im.message", user=user, to=to,
                       text="im %d %s" % (i, rnd.choice(WORDS)))
+        if ev.get("room") in members:
+            ev["user"] = rnd.choice(members[ev["room"]])
         if a.source:
             ev["source"] = {"server": a.source, "seq": i + 1}
         out.write(json.dumps(ev, ensure_ascii=False, separators=(",", ":")) + "\n")
