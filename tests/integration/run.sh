@@ -19,6 +19,16 @@ if [ -z "${PGHOST:-}" ] || [ -z "${CV_IN_VIRTUALENV:-}" ]; then
 		-o fsync=on -o max_connections=50 "$0" "$@"
 fi
 
+# Processes a test left running (a server started in the background by a
+# test that failed before it stopped it) still have the test's directory as
+# their working directory: end them so they hold no port or file.
+reap() {
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$1" ] || continue
+		kill -9 "${p#/proc/}" 2>/dev/null || true
+	done
+}
+
 tests="$*"
 [ -n "$tests" ] || tests=$(cd "$here" && ls t_*.sh | sed 's/\.sh$//')
 pass=0; fail=0; failed=""
@@ -29,9 +39,11 @@ for t in $tests; do
 	createdb "$db"
 	start=$(date +%s)
 	if (cd "$work" && PGDATABASE="$db" WORK="$work" sh -eu "$here/$t.sh") >"$work/log" 2>&1; then
+		reap "$work"
 		pass=$((pass + 1)); echo "ok   $t ($(( $(date +%s) - start ))s)"
 		rm -rf "$work"
 	else
+		reap "$work"
 		fail=$((fail + 1)); failed="$failed $t"
 		echo "FAIL $t ($(( $(date +%s) - start ))s) — last lines of $work/log:"
 		tail -n 25 "$work/log" | sed 's/^/     /'
