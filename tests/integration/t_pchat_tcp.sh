@@ -37,7 +37,7 @@ wait_for "chatd listening" 'grep -q "listening on" chatd.log'
 
 sipp 127.0.0.1:$PORT -t t1 -sf "$REPO/tests/sipp/pc_tcp.xml" -i 127.0.0.1 -p "$CP" -s carol \
 	-au carol -ap carol-pw -m 1 -timeout 20 -timeout_error -set dom $DOM -set svc "sip:chan1@$DOM" \
-	-set rdom "$rdom" -set rguid "$rguid" -nostdin -trace_err -trace_logs \
+	-set rdom "$rdom" -set rguid "$rguid" -aa -nostdin -trace_err -trace_logs \
 	> sipp_carol.out 2>&1 &
 carolpid=$!
 wait_for "carol joined over TCP" "grep -q 'sip:carol@$DOM joined $room' chatd.log"
