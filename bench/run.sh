@@ -27,6 +27,11 @@
 #     spool) ÷ the same SIPp UAC against a SIPp UAS, CHAT_N (20000; QUICK
 #     2000) per run; chatd's RSS growth per registered session at CHAT_SESS
 #     (10000; QUICK 1000) sessions, once;
+#   - persistent chat, same chatd: posts/s accepted (rpl:grpchat resp 200,
+#     i.e. chat.post durable) by one SIPp poster, one post in flight, and the
+#     fan-out grpchat INFOs/s received by the other PC_USERS - 1 (10 users)
+#     SIPp sessions in the room, each ÷ a SIPp UAC's INFO/s in a dialog to a
+#     SIPp UAS answering 200 (PC_M INFOs: 2000; QUICK 200, per run);
 #   - export events/s ÷ `tar --zstd -xO events.jsonl` of the same bundles,
 #     verify MB/s ÷ sha256sum MB/s: only when those commands are built.
 #   - end to end events/s against batch size (ingest.batch_size = the
@@ -72,8 +77,10 @@ for b in "$cv" "$mock_bin" "$lat_bin"; do
 done
 work=$(mktemp -d /tmp/cvbench.XXXXXX)
 mockpid=""
+chatpid=""
 cleanup() {
 	[ -z "$mockpid" ] || kill "$mockpid" 2>/dev/null || true
+	[ -z "$chatpid" ] || kill "$chatpid" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -340,6 +347,8 @@ fi
 CHAT_N=${CHAT_N:-$(q 2000 20000)}
 CHAT_L=${CHAT_L:-200}
 CHAT_SESS=${CHAT_SESS:-$(q 1000 10000)}
+PC_USERS=${PC_USERS:-10}
+PC_M=${PC_M:-$(q 200 2000)}
 if command -v sipp > /dev/null; then
 	freep() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 	sipc() { python3 "$top/tests/integration/sipc.py" --server "127.0.0.1:$cport" --domain bench.test "$@"; }
@@ -354,7 +363,7 @@ CONF
 	$cv -c chat.conf migrate > /dev/null
 	umask 077
 	printf 'pw\n' > pw
-	for u in alice bob $(seq -f 'm%02g' 0 99); do
+	for u in alice bob $(seq -f 'm%02g' 0 99) $(seq -f 'pc%02g' 0 $((PC_USERS - 1))); do
 		$cv -c chat.conf user add "sip:$u@bench.test" --password-file pw > /dev/null
 	done
 	$cv -c chat.conf chatd > chatd.log 2>&1 &
@@ -362,6 +371,79 @@ CONF
 	i=0; until python3 -c "import socket,sys; s=socket.socket(); s.connect(('127.0.0.1',$cport))" 2>/dev/null; do
 		i=$((i + 1)); [ $i -lt 100 ] || { say "chatd did not start"; cat chatd.log >&2; break; }; sleep 0.1
 	done
+	# persistent chat (issue 7): one poster and PC_USERS - 1 receivers
+	# joined to one room (a new room per run), every session a SIPp process
+	# registered with sipc from its port.  The poster posts PC_M grpchats one
+	# at a time, each after its rpl:grpchat resp 200 (= chat.post durable);
+	# the receivers answer every INFO 200 and count the fan-out.  Baseline: a
+	# SIPp UAC sending PC_M INFOs (the same body) one at a time in a dialog
+	# to a SIPp UAS answering 200.  Times are SIPp's [timestamp]s around the
+	# posts (T0 before the first, T1 after the last reply; the fan-out until
+	# the last receiver's PC_M-th grpchat), so sign-in and joins are not in.
+	ts() { awk -v k="$1" '$1 == k { print $4 }' "$2"; }   # "T0 <date> <time> <epoch>"
+	pchat_bench() {
+		for i in $(seq 0 $((PC_USERS - 1))); do
+			eval "pcp$i=$(freep)"
+			sipc --user "$(printf 'pc%02d' "$i")" --password pw --lport "$(eval echo \$pcp$i)" \
+				--expires 3600 register > /dev/null
+		done
+		for f in pc_poster pc_recv pc_info_uac; do
+			sed "s/@M@/$PC_M/" "$top/bench/sipp/$f.xml" > "$f.xml"
+		done
+		: > r_pc_base; : > r_pc_post; : > r_pc_fan
+		for run in 1 2 3; do
+			say "pchat run $run of 3 ($PC_M posts, $PC_USERS users in one room; SIPp INFOs first)"
+			d="pc$run"; mkdir "$d"
+			up=$(freep)
+			(cd "$d" && sipp -sf "$top/bench/sipp/pc_info_uas.xml" -i 127.0.0.1 -p "$up" -m 1 \
+				-timeout 120 -nostdin > /dev/null 2>&1) &
+			uas=$!; sleep 0.3
+			(cd "$d" && sipp "127.0.0.1:$up" -sf ../pc_info_uac.xml -i 127.0.0.1 -p "$(freep)" \
+				-s pcbase -set dom bench.test -set svc "sip:uas@127.0.0.1:$up" -m 1 -timeout 120 \
+				-timeout_error -nostdin -trace_logs > /dev/null 2>&1) || say "pchat: SIPp INFO baseline failed"
+			wait $uas || true
+			t0=$(ts T0 "$d"/pc_info_uac_*_logs.log || true); t1=$(ts T1 "$d"/pc_info_uac_*_logs.log || true)
+			[ -z "$t0" ] || [ -z "$t1" ] || calc "$PC_M / ($t1 - $t0)" >> r_pc_base
+			room=$($cv -c chat.conf room add "Bench $run" --domain bench.test)
+			rg=${room##*/}
+			pids=""
+			for i in $(seq 1 $((PC_USERS - 1))); do
+				(cd "$d" && sipp "127.0.0.1:$cport" -sf ../pc_recv.xml -i 127.0.0.1 \
+					-p "$(eval echo \$pcp$i)" -s "$(printf 'pc%02d' "$i")" -set dom bench.test \
+					-set svc sip:chan1@bench.test -set rdom bench.test -set rguid "$rg" -m 1 \
+					-timeout 300 -timeout_error -aa -nostdin -trace_logs > /dev/null 2>&1) &
+				pids="$pids $!"
+			done
+			sleep 1.5    # the receivers' joins are durable well before (not timed)
+			(cd "$d" && sipp "127.0.0.1:$cport" -sf ../pc_poster.xml -i 127.0.0.1 -p "$pcp0" \
+				-s pc00 -set dom bench.test -set svc sip:chan2@bench.test -set room "$room" \
+				-set rdom bench.test -set rguid "$rg" -m 1 -timeout 300 -timeout_error -aa \
+				-nostdin -trace_logs > /dev/null 2>&1) || say "pchat: poster failed (see chatd.log)"
+			rok=1
+			for p in $pids; do wait "$p" || rok=""; done
+			t0=$(ts T0 "$d"/pc_poster_*_logs.log || true); t1=$(ts T1 "$d"/pc_poster_*_logs.log || true)
+			[ -z "$t0" ] || [ -z "$t1" ] || calc "$PC_M / ($t1 - $t0)" >> r_pc_post
+			got=$(cat "$d"/pc_recv_*_logs.log | grep -c "^TEND .* COUNT $PC_M" || true)
+			tend=$(cat "$d"/pc_recv_*_logs.log 2>/dev/null | awk '$1 == "TEND" { print $4 }' | sort -g | tail -n 1)
+			if [ -n "$rok" ] && [ "$got" = $((PC_USERS - 1)) ] && [ -n "$t0" ] && [ -n "$tend" ]; then
+				calc "($PC_USERS - 1) * $PC_M / ($tend - $t0)" >> r_pc_fan
+			else
+				say "pchat run $run: $got of $((PC_USERS - 1)) receivers got all $PC_M posts"
+			fi
+		done
+		if [ -s r_pc_post ] && [ -s r_pc_base ]; then
+			row "pchat posts/s (rpl:grpchat resp 200 = durable) ÷ SIPp INFO/s in a dialog" \
+				"$(m r_pc_post)" "$(m r_pc_base)" "UDP, 1 poster, 1 post in flight, $PC_M per run, $PC_USERS users in the room"
+		else
+			line "pchat posts/s: runs failed (see chatd.log)"
+		fi
+		if [ -s r_pc_fan ] && [ -s r_pc_base ]; then
+			row "pchat fan-out grpchat INFOs/s to $((PC_USERS - 1)) sessions ÷ SIPp INFO/s" \
+				"$(m r_pc_fan)" "$(m r_pc_base)" "UDP, $(($PC_USERS - 1)) × $PC_M per run, each answered 200 by SIPp$([ "$(wc -l < r_pc_fan)" = 3 ] || echo "; $(wc -l < r_pc_fan) good runs")"
+		else
+			line "pchat fan-out: runs failed (see chatd.log)"
+		fi
+	}
 	sipp_msgs() { # $1 = target port, $2 = UAC port → wall seconds, or "" on failure
 		t0=$(now)
 		sipp "127.0.0.1:$1" -sf "$top/bench/sipp/msg_uac.xml" -i 127.0.0.1 -p "$2" -s alice \
@@ -389,6 +471,7 @@ CONF
 	done
 	row "chatd MESSAGE/s (200 once durable in the spool, then forwarded) ÷ SIPp to SIPp" \
 		"$(m r_chatd)" "$(m r_sipp)" "UDP, $CHAT_N per run, at most $CHAT_L in flight"
+	pchat_bench
 	rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$chatpid/status"; }
 	say "chatd: $CHAT_SESS sessions"
 	r0=$(rss)
@@ -405,7 +488,7 @@ CONF
 	else
 		line "chatd sessions: SIPp registration run failed (see chatd.log)"
 	fi
-	kill -TERM $chatpid; wait $chatpid || say "chatd exit status $?"
+	kill -TERM $chatpid; wait $chatpid || say "chatd exit status $?"; chatpid=""
 	export PGDATABASE=bench
 else
 	line "chatd: sipp not installed (sip-tester), skipped"

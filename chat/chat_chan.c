@@ -381,6 +381,61 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 	chat_xccos_msg_clear(&m);
 }
 
+/* Server INFOs and our BYE go over the flow the INVITE came in on (its
+ * source address and transport), as a forwarded MESSAGE does (chat_im.c
+ * flow_route), not to the Contact: a TCP client whose Contact lacks
+ * ;transport=tcp, or a client behind NAT, is reached on its connection.
+ * libre 1.1.0 has no setter for a dialog's route set, so the remote target
+ * is refreshed as a target-refresh request would (sip_dialog_update with a
+ * Contact naming the flow): requests then carry
+ * sip:<Contact user>@<source>;transport=<tp> as Request-URI.  A Contact
+ * already naming the flow is left as it is. */
+static bool contact_is_flow(const struct sip_addr *ca, const struct sip_msg *msg)
+{
+	struct sa csa;
+	struct pl tp;
+	enum sip_transp ctp = SIP_TRANSP_UDP;
+
+	if (!msg_param_decode(&ca->uri.params, "transport", &tp)) {
+		if (!pl_strcasecmp(&tp, "tcp"))
+			ctp = SIP_TRANSP_TCP;
+		else if (!pl_strcasecmp(&tp, "tls"))
+			ctp = SIP_TRANSP_TLS;
+		else if (pl_strcasecmp(&tp, "udp"))
+			return false;
+	}
+	if (ctp != msg->tp || sa_set(&csa, &ca->uri.host, sip_transp_port(ctp, ca->uri.port)) != 0)
+		return false;
+	return sa_cmp(&csa, &msg->src, SA_ALL);
+}
+
+static int dialog_to_flow(struct sipsess *sess, const struct sip_msg *msg)
+{
+	const struct sip_hdr *h = sip_msg_hdr(msg, SIP_HDR_CONTACT);
+	struct sip_msg *refresh = NULL;
+	struct sip_addr ca;
+	struct mbuf *mb;
+	int err;
+
+	if (!h || sip_addr_decode(&ca, &h->val) != 0)
+		return EBADMSG;
+	if (contact_is_flow(&ca, msg))
+		return 0;
+	if (!(mb = mbuf_alloc(256)))
+		return ENOMEM;
+	err = mbuf_printf(mb, "INFO sip:flow SIP/2.0\r\nContact: <sip:%r%s%J%s>\r\n\r\n",
+			  &ca.uri.user, pl_isset(&ca.uri.user) ? "@" : "", &msg->src,
+			  sip_transp_param(msg->tp));
+	mb->pos = 0;
+	if (!err)
+		err = sip_msg_decode(&refresh, mb);
+	if (!err)
+		err = sip_dialog_update(sipsess_dialog(sess), refresh);
+	mem_deref(refresh);
+	mem_deref(mb);
+	return err;
+}
+
 /* Which of our services does the Request-URI name?  0 lookup, 1 + i channel i, -1 none. */
 static int service_of(struct chat_chan *c, const struct sip_msg *msg)
 {
@@ -449,6 +504,9 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 		reply_status(s, msg, 500, "Server Internal Error", "session not accepted");
 		goto out;
 	}
+	if ((err = dialog_to_flow(cs->sess, msg)) != 0)
+		cv_warn(COMP, "session of %s: server requests follow its Contact, not its flow: %s",
+			from, strerror(err));
 	list_append(&c->sessions, &cs->le, cs);
 	if (cs->kind == CHAN_CHANNEL)
 		c->load[cs->idx]++;

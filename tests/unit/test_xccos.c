@@ -453,6 +453,71 @@ static void test_grpchat_round_trip(void **state)
 	cv_buf_free(&b);
 }
 
+static void test_encode_participants(void **state)
+{
+	struct chat_xccos_room r = { .name = "Ops", .uri = "ma-chan://d/g", .ucnt = 2 };
+	struct cv_buf b = { 0 };
+	struct chat_xccos_msg m;
+	char err[CHAT_XCCOS_ERRLEN];
+
+	(void)state;
+	/* rpl:join as chatd builds it: uib id per live participant, then the
+	 * chanib with the aib lists numbering them */
+	assert_int_equal(chat_xccos_env_begin(&b, 3), 0);
+	assert_int_equal(chat_xccos_rpl_begin(&b, "join", 1, 1, 40, 200), 0);
+	assert_int_equal(chat_xccos_put_uib_id(&b, 0, "sip:a@d"), 0);
+	assert_int_equal(chat_xccos_put_uib_id(&b, 1, "sip:o'b&<x>\"@d"), 0);
+	assert_int_equal(chat_xccos_chanib_begin(&b, &r), 0);
+	assert_int_equal(chat_xccos_put_aib(&b, CHAT_XCCOS_AIB_USER, NULL, "0,1"), 0);
+	assert_int_equal(chat_xccos_put_aib(&b, CHAT_XCCOS_AIB_CHANOP, "d", "1"), 0);
+	assert_int_equal(chat_xccos_chanib_end(&b), 0);
+	assert_int_equal(chat_xccos_rpl_end(&b), 0);
+	assert_int_equal(chat_xccos_env_end(&b), 0);
+	assert_non_null(strstr(b.data,
+		"<data><uib id=\"0\" uri=\"sip:a@d\"/>"
+		"<uib id=\"1\" uri=\"sip:o&apos;b&amp;&lt;x&gt;&quot;@d\"/>"
+		"<chanib name=\"Ops\" uri=\"ma-chan://d/g\">"
+		"<info id=\"urn:parlano:ma:info:ucnt\">2</info>"));
+	assert_non_null(strstr(b.data,
+		"<aib key=\"" CHAT_XCCOS_AIB_USER "\" value=\"0,1\"/>"
+		"<aib key=\"" CHAT_XCCOS_AIB_CHANOP "\" domain=\"d\" value=\"1\"/></chanib></data></rpl>"));
+	/* the envelope is well-formed for our own decoder */
+	assert_int_equal(chat_xccos_parse(b.data, b.len, NULL, &m, err, sizeof(err)), 0);
+	assert_int_equal(m.kind, CHAT_XCCOS_RPL);
+	assert_int_equal(m.envid, 3);
+	chat_xccos_msg_clear(&m);
+
+	/* ntc:join / ntc:part bodies: uib with its aib, chanib by uri holding a uib */
+	cv_buf_reset(&b);
+	assert_int_equal(chat_xccos_ntc_begin(&b, "join", 1), 0);
+	assert_int_equal(chat_xccos_uib_begin(&b, "sip:a@d"), 0);
+	assert_int_equal(chat_xccos_put_aib(&b, CHAT_XCCOS_AIB_USER, "d", "g"), 0);
+	assert_int_equal(chat_xccos_uib_end(&b), 0);
+	assert_int_equal(chat_xccos_ntc_end(&b), 0);
+	assert_int_equal(chat_xccos_ntc_begin(&b, "part", 2), 0);
+	assert_int_equal(chat_xccos_chanib_begin_uri(&b, "ma-chan://d/g?a=1&b=2"), 0);
+	assert_int_equal(chat_xccos_put_uib(&b, "sip:a@d"), 0);
+	assert_int_equal(chat_xccos_chanib_end(&b), 0);
+	assert_int_equal(chat_xccos_ntc_end(&b), 0);
+	assert_string_equal(b.data,
+		"<ntc id=\"ntc:join\" seqid=\"1\"><data><uib uri=\"sip:a@d\">"
+		"<aib key=\"" CHAT_XCCOS_AIB_USER "\" domain=\"d\" value=\"g\"/></uib></data></ntc>"
+		"<ntc id=\"ntc:part\" seqid=\"2\"><data><chanib uri=\"ma-chan://d/g?a=1&amp;b=2\">"
+		"<uib uri=\"sip:a@d\"/></chanib></data></ntc>");
+
+	/* missing required values and text XML cannot carry are refused */
+	cv_buf_reset(&b);
+	assert_int_equal(chat_xccos_put_uib_id(&b, 0, NULL), -EINVAL);
+	assert_int_equal(chat_xccos_uib_begin(&b, NULL), -EINVAL);
+	assert_int_equal(chat_xccos_chanib_begin_uri(&b, NULL), -EINVAL);
+	assert_int_equal(chat_xccos_put_aib(&b, NULL, "d", "1"), -EINVAL);
+	assert_int_equal(chat_xccos_put_aib(&b, CHAT_XCCOS_AIB_USER, "d", NULL), -EINVAL);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(chat_xccos_put_uib_id(&b, 0, "sip:\x01@d"), -EINVAL);
+	assert_int_equal(chat_xccos_put_aib(&b, CHAT_XCCOS_AIB_USER, "bad \xc3\x28", "1"), -EINVAL);
+	cv_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_encode_replies),
 		cmocka_unit_test(test_encode_notices_history),
 		cmocka_unit_test(test_grpchat_round_trip),
+		cmocka_unit_test(test_encode_participants),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
