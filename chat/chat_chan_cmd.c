@@ -86,6 +86,20 @@ static void reply_err(struct chan_sess *cs, struct chan_job *j, int code)
 	chan_reply(cs, &j->cmd, code, NULL, NULL);
 }
 
+/* The session of a finished job when it is still live and the job
+ * succeeded; a failed job is answered with its code here.  NULL: nothing
+ * more to do. */
+static struct chan_sess *live_ok(struct chan_job *j)
+{
+	struct chan_sess *cs = live(j);
+
+	if (cs && j->code != 200) {
+		reply_err(cs, j, j->code);
+		return NULL;
+	}
+	return cs;
+}
+
 /* ---- commands without events ------------------------------------------- */
 
 static int data_uib(struct cv_buf *b, void *arg)
@@ -174,14 +188,10 @@ static int data_rooms(struct cv_buf *b, void *arg)
 
 static void done_list(struct chan_job *j)
 {
-	struct chan_sess *cs = live(j);
+	struct chan_sess *cs = live_ok(j);
 
 	if (!cs)
 		return;
-	if (j->code != 200) {
-		reply_err(cs, j, j->code);
-		return;
-	}
 	chan_reply(cs, &j->cmd, 200, data_rooms, j);
 }
 
@@ -197,13 +207,9 @@ static int data_invites(struct cv_buf *b, void *arg)
 
 static void done_invites(struct chan_job *j)
 {
-	struct chan_sess *cs = live(j);
+	struct chan_sess *cs = live_ok(j);
 
-	if (!cs)
-		return;
-	if (j->code != 200)
-		reply_err(cs, j, j->code);
-	else
+	if (cs)
 		chan_reply(cs, &j->cmd, 200, data_invites, j);
 }
 
@@ -242,14 +248,10 @@ static int data_token(struct cv_buf *b, void *arg)
 
 static void done_token(struct chan_job *j)
 {
-	struct chan_sess *cs = live(j);
+	struct chan_sess *cs = live_ok(j);
 
 	if (!cs)
 		return;
-	if (j->code != 200) {
-		reply_err(cs, j, j->code);
-		return;
-	}
 	cv_info(COMP, "%s token for %s in %s issued to %s", j->download ? "download" : "upload",
 		j->name, j->room, cs->user);
 	chan_reply(cs, &j->cmd, 200, data_token, j);
@@ -423,15 +425,11 @@ static bool is_manager(const struct chan_job_room *jr, const char *user)
 
 static void done_join(struct chan_job *j)
 {
-	struct chan_sess *cs = live(j);
+	struct chan_sess *cs = live_ok(j);
 	struct cmd_wait *w;
 
 	if (!cs)
 		return;
-	if (j->code != 200) {
-		reply_err(cs, j, j->code);
-		return;
-	}
 	if (!(w = wait_new(j)) || !(w->ok = calloc(j->nrooms ? j->nrooms : 1, sizeof(*w->ok)))) {
 		if (w)
 			mem_deref(w);    /* releases j */
@@ -567,15 +565,11 @@ static void backchat_durable(int status, const char *id, void *arg)
 
 static void done_history(struct chan_job *j)
 {
-	struct chan_sess *cs = live(j);
+	struct chan_sess *cs = live_ok(j);
 	struct cmd_wait *w;
 
 	if (!cs)
 		return;
-	if (j->code != 200) {
-		reply_err(cs, j, j->code);
-		return;
-	}
 	if (!(w = wait_new(j))) {
 		reply_err(cs, j, 500);
 		return;
