@@ -25,8 +25,10 @@
 #     free space (~1.2 GB per million events: spool, staging, WAL);
 #   - chatd: SIPp MESSAGE rate through chatd (answered once durable in the
 #     spool) ÷ the same SIPp UAC against a SIPp UAS, CHAT_N (20000; QUICK
-#     2000) per run; chatd's RSS growth per registered session at CHAT_SESS
-#     (10000; QUICK 1000) sessions, once;
+#     2000) per run, each MESSAGE forwarded to a SIPp UAS that answers 200;
+#     chatd's RSS growth per registered session at CHAT_SESS (10000; QUICK
+#     1000) sessions, once.  Over UDP chatd's rate falls with the number of
+#     messages (libre's timer list: docs/CHAT.md "Weak points");
 #   - persistent chat, same chatd: posts/s accepted (rpl:grpchat resp 200,
 #     i.e. chat.post durable) by one SIPp poster, one post in flight, and the
 #     fan-out grpchat INFOs/s received by the other PC_USERS - 1 (10 users)
@@ -39,6 +41,10 @@
 #     fewer events), each run once: bench/plot.sh writes
 #     bench/out/e2e_batch.dat and, with gnuplot, bench/out/e2e_batch.png;
 #     the table gets one line naming the PNG.  PLOT=0 skips it.
+#
+# ONLY="chat plot" (any of: pipeline kafka latency rss chat plot) runs just
+# those sections; the table then has only their rows.  KEEP=1 keeps the work
+# directory (SIPp logs msg_*.{out,err,screen}, chatd.log) for a post-mortem.
 #
 # Needs: bin/chatvault, BENCH_LATENCY (build/rel/bench/bench_latency) and
 # IT_KAFKA_MOCK (build/rel/tests/it_kafka_mock); `make bench` builds and
@@ -56,6 +62,13 @@ if [ -z "${CV_IN_VIRTUALENV:-}" ]; then
 fi
 QUICK=${QUICK:-}
 BIG=${BIG:-}
+ONLY=${ONLY:-}
+want() { [ -z "$ONLY" ] || case " $ONLY " in *" $1 "*) true ;; *) false ;; esac; }
+for s in $ONLY; do
+	case $s in pipeline|kafka|latency|rss|chat|plot) ;;
+	*) echo "bench: ONLY: unknown section '$s' (pipeline kafka latency rss chat plot)" >&2; exit 2 ;;
+	esac
+done
 q() { [ -n "$QUICK" ] && echo "$1" || echo "$2"; }
 N=${N:-$(q 20000 200000)}
 KAFKA_N=${KAFKA_N:-$(q 10000 50000)}
@@ -81,7 +94,7 @@ chatpid=""
 cleanup() {
 	[ -z "$mockpid" ] || kill "$mockpid" 2>/dev/null || true
 	[ -z "$chatpid" ] || kill "$chatpid" 2>/dev/null || true
-	rm -rf "$work"
+	if [ -n "${KEEP:-}" ]; then say "work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 cd "$work"
@@ -93,11 +106,15 @@ calc() { echo "$1" | bc -l; }
 # row LABEL OURS BASELINE [NOTE] / row LABEL OURS "" [NOTE] / line TEXT
 row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" >> table; }
 line() { printf '%s\n' "$1" >> table; }
-say() { echo "bench: $*" >&2; }
+bench_t0=$(date +%s)
+say() { echo "bench [+$(($(date +%s) - bench_t0)) s]: $*" >&2; }
 
-python3 "$top/tools/gen_events.py" --count "$N" --seed 99 > events.jsonl
+if want pipeline || want kafka; then
+	python3 "$top/tools/gen_events.py" --count "$N" --seed 99 > events.jsonl
+fi
 
 # ---- ingest, end to end, deliver (N events) ---------------------------------
+if want pipeline; then
 built() { "$cv" "$1" --help >/dev/null 2>&1 && ! "$cv" "$1" --help 2>&1 | grep -q "not built yet"; }
 have_export=""; have_verify=""
 built export && have_export=1
@@ -185,8 +202,10 @@ if [ -n "$have_verify" ]; then
 else
 	line "verify: not built yet"
 fi
+fi # pipeline
 
 # ---- Kafka path ÷ spool path (KAFKA_N events) -------------------------------
+if want kafka; then
 if [ "$KAFKA_N" -le "$N" ]; then
 	head -n "$KAFKA_N" events.jsonl > kevents.jsonl
 else
@@ -242,8 +261,10 @@ row "Kafka ÷ spool: emit + ingest --once events/s" "$(m r_ktot)" "$(m r_stot)" 
 	"$KAFKA_N events, $KAFKA_PARTITIONS partitions $kafka_note"
 row "Kafka ÷ spool: emit events/s" "$(m r_kemit)" "$(m r_semit)"
 row "Kafka ÷ spool: ingest --once events/s" "$(m r_king)" "$(m r_sing)" "incl. ~3 s group join"
+fi # kafka
 
 # ---- emit → durable latency (producer API, spool) ---------------------------
+if want latency; then
 cat > lat.conf <<CONF
 data_dir = "$work/lvar";
 CONF
@@ -265,8 +286,10 @@ row "emit→durable p50 µs ÷ write+fdatasync p50" "$(m r_lp50)" "$(m r_fp50)" 
 row "emit→durable p99 µs ÷ write+fdatasync p99" "$(m r_lp99)" "$(m r_fp99)" \
 	"baseline rewrites allocated blocks: the floor"
 row "emit→durable max µs ÷ write+fdatasync max" "$(m r_lmax)" "$(m r_fmax)"
+fi # latency
 
 # ---- peak RSS of ingest --once against the backlog (run once) --------------
+if want rss; then
 # One backlog: emit COPIES copies of base.jsonl (copy k has ids starting
 # with hex digit k, so all ids differ), then ingest --once under
 # /usr/bin/time; also samples the anonymous RSS (LMDB's map is file-backed
@@ -336,13 +359,16 @@ CONF
 		"once; RssAnon sampled every 0.2 s"
 	row "ingest events/s, $big ÷ $small queued" "$s2" "$s1" "once"
 fi
+fi # rss
 
 # ---- chatd: MESSAGE rate through chatd ÷ SIPp to SIPp; memory per session -----
+if want chat; then
 # The same SIPp UAC (UDP, at most CHAT_L calls in flight) sends CHAT_N
 # MESSAGEs, once straight to a SIPp UAS and once through chatd, which answers
 # each only when its im.message is durable in the spool and then forwards it
 # to the recipient's registration (the same SIPp UAS).  Then CHAT_SESS
-# Contacts (100 users) sign in with digest and chatd's VmRSS growth is
+# Contacts (CHAT_SESS / 100 users, rounded up, 100 each) sign in with
+# digest and chatd's VmRSS growth is
 # divided by their number.
 CHAT_N=${CHAT_N:-$(q 2000 20000)}
 CHAT_L=${CHAT_L:-200}
@@ -363,7 +389,8 @@ CONF
 	$cv -c chat.conf migrate > /dev/null
 	umask 077
 	printf 'pw\n' > pw
-	for u in alice bob $(seq -f 'm%02g' 0 99) $(seq -f 'pc%02g' 0 $((PC_USERS - 1))); do
+	sess_users=$(( (CHAT_SESS + 99) / 100 ))   # 100 Contacts each
+	for u in alice bob $(seq -f 'm%03g' 1 "$sess_users") $(seq -f 'pc%02g' 0 $((PC_USERS - 1))); do
 		$cv -c chat.conf user add "sip:$u@bench.test" --password-file pw > /dev/null
 	done
 	$cv -c chat.conf chatd > chatd.log 2>&1 &
@@ -444,46 +471,66 @@ CONF
 			line "pchat fan-out: runs failed (see chatd.log)"
 		fi
 	}
-	sipp_msgs() { # $1 = target port, $2 = UAC port → wall seconds, or "" on failure
+	sipp_msgs() { # $1 = target port, $2 = UAC port, $3 = log name → wall seconds, or "" on failure
 		t0=$(now)
+		rc=0
 		sipp "127.0.0.1:$1" -sf "$top/bench/sipp/msg_uac.xml" -i 127.0.0.1 -p "$2" -s alice \
 			-set dom bench.test -set to bob -m "$CHAT_N" -r 100000 -l "$CHAT_L" -timeout 120 \
-			-timeout_error -nostdin > /dev/null 2>&1 || { echo ""; return; }
+			-timeout_error -nostdin -trace_err -error_file "$3.err" -trace_screen \
+			-screen_file "$3.screen" > "$3.out" 2>&1 || rc=$?
+		if [ "$rc" != 0 ]; then
+			say "$3: SIPp UAC failed (exit $rc): $(grep -h -m1 -i 'fail\|error\|timeout' "$3.out" "$3.err" 2>/dev/null | head -n 1)"
+			echo ""; return
+		fi
 		t1=$(now); calc "$t1 - $t0"
 	}
+	# The recipient's UAS lingers after each 200 to answer retransmissions
+	# (bench/sipp/msg_uas.xml): 4 s, 1 s under QUICK.
+	sed "s/<timewait milliseconds=\"4000\"/<timewait milliseconds=\"$(q 1000 4000)\"/" \
+		"$top/bench/sipp/msg_uas.xml" > msg_uas.xml
 	: > r_sipp; : > r_chatd
 	for run in 1 2 3; do
 		say "chatd run $run of 3 ($CHAT_N MESSAGEs, SIPp to SIPp, then through chatd)"
 		up=$(freep)
-		sipp -sf "$top/bench/sipp/msg_uas.xml" -i 127.0.0.1 -p "$up" -m "$CHAT_N" -timeout 120 \
+		sipp -sf msg_uas.xml -i 127.0.0.1 -p "$up" -m "$CHAT_N" -timeout 120 \
 			-nostdin > /dev/null 2>&1 &
 		uas=$!; sleep 0.3
-		el=$(sipp_msgs "$up" "$(freep)"); wait $uas || true
+		el=$(sipp_msgs "$up" "$(freep)" "msg_sipp$run")
+		# Every 200 arrived: nothing is left for the UAS to answer.
+		[ -z "$el" ] || kill "$uas" 2>/dev/null || true
+		wait $uas || true
 		[ -z "$el" ] || calc "$CHAT_N / $el" >> r_sipp
 		bp=$(freep); ap=$(freep)
 		sipc --user bob --password pw --lport "$bp" --expires 3600 register > /dev/null
 		sipc --user alice --password pw --lport "$ap" --expires 3600 register > /dev/null
-		sipp -sf "$top/bench/sipp/msg_uas.xml" -i 127.0.0.1 -p "$bp" -m "$CHAT_N" -timeout 120 \
+		sipp -sf msg_uas.xml -i 127.0.0.1 -p "$bp" -m "$CHAT_N" -timeout 120 \
 			-nostdin > /dev/null 2>&1 &
 		uas=$!; sleep 0.3
-		el=$(sipp_msgs "$cport" "$ap"); wait $uas || true
+		el=$(sipp_msgs "$cport" "$ap" "msg_chatd$run"); wait $uas || true
 		[ -z "$el" ] || calc "$CHAT_N / $el" >> r_chatd
+		# Sign both out: a registration left behind would make chatd forward
+		# every MESSAGE of the next run to a dead port too (32 s of
+		# retransmissions each), which is what slowed runs 2 and 3 until
+		# the UAC timed out.
+		sipc --user bob --password pw --lport "$bp" --expires 0 register > /dev/null || true
+		sipc --user alice --password pw --lport "$ap" --expires 0 register > /dev/null || true
 	done
 	row "chatd MESSAGE/s (200 once durable in the spool, then forwarded) ÷ SIPp to SIPp" \
 		"$(m r_chatd)" "$(m r_sipp)" "UDP, $CHAT_N per run, at most $CHAT_L in flight"
 	pchat_bench
 	rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$chatpid/status"; }
-	say "chatd: $CHAT_SESS sessions"
+	nsess=$((sess_users * 100))
+	say "chatd: $nsess sessions"
 	r0=$(rss)
 	regok=1
-	for u in $(seq -f 'm%02g' 0 99); do   # 100 users, CHAT_SESS / 100 Contacts each
+	for u in $(seq -f 'm%03g' 1 "$sess_users"); do   # 100 Contacts each
 		sipp "127.0.0.1:$cport" -sf "$top/bench/sipp/reg_many.xml" -s "$u" -au "$u" -ap pw \
-			-i 127.0.0.1 -p "$(freep)" -set dom bench.test -m "$((CHAT_SESS / 100))" -r 5000 \
+			-i 127.0.0.1 -p "$(freep)" -set dom bench.test -m 100 -r 5000 \
 			-l 100 -timeout 60 -timeout_error -nostdin > /dev/null 2>&1 || { regok=""; break; }
 	done
 	if [ -n "$regok" ]; then
 		sleep 1; r1=$(rss)
-		row "chatd RSS bytes per registered session ($CHAT_SESS)" "$(calc "($r1 - $r0) * 1024 / $CHAT_SESS")" "" \
+		row "chatd RSS bytes per registered session ($nsess)" "$(calc "($r1 - $r0) * 1024 / $nsess")" "" \
 			"once; VmRSS $r0 → $r1 KiB"
 	else
 		line "chatd sessions: SIPp registration run failed (see chatd.log)"
@@ -493,8 +540,10 @@ CONF
 else
 	line "chatd: sipp not installed (sip-tester), skipped"
 fi
+fi # chat
 
 # ---- end to end against batch size (bench/plot.sh, run once) ---------------
+if want plot; then
 if [ "${PLOT:-1}" = 0 ]; then
 	line "e2e vs batch size plot: skipped (PLOT=0)"
 else
@@ -505,6 +554,7 @@ else
 		line "e2e vs batch size plot: bench/plot.sh failed"
 	fi
 fi
+fi # plot
 
 # ---- the table ---------------------------------------------------------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
