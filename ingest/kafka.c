@@ -38,6 +38,10 @@
  * and resumed once the lookup succeeds.  The reader also remembers, per
  * partition, the offset after the last record it returned and drops
  * anything below it, so no fetch race can hand the caller a record twice.
+ *
+ * Lag (status, /metrics): ing_kafka_lag() measures it against the same
+ * stored positions with a handle of its own that never joins the group;
+ * the group's offsets in Kafka stay empty, so they are never consulted.
  */
 #include "kafka.h"
 
