@@ -177,7 +177,8 @@ static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 					     alive[i] || atomic_load(&s->health->reloading)));
 	if (depth >= 0) {
 		ADD(cv_metrics_render_header(b, "chatvault_queue_depth", "Events waiting for "
-					     "ingest: spool entries, or Kafka consumer lag.", CV_METRIC_GAUGE));
+					     "ingest: spool entries, or Kafka consumer lag.",
+					     CV_METRIC_GAUGE));
 		ADD(cv_metrics_render_sample(b, "chatvault_queue_depth", NULL, NULL, (double)depth));
 	}
 	if (d.ok) {
