@@ -159,9 +159,10 @@ static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 	d.oldest_s = calloc(cfg->nadapters + 1, sizeof(*d.oldest_s));
 	if (!d.backlog || !d.oldest_s)
 		goto oom;
-	if (cfg->queue.backend == CFG_QUEUE_SPOOL)
-		depth = ing_queue_depth(cfg, err, sizeof(err));
 	db_read(s, &d);
+	/* Kafka: lag against the positions in PostgreSQL, so only with the db. */
+	if (cfg->queue.backend == CFG_QUEUE_SPOOL || d.ok)
+		depth = ing_queue_depth(cfg, s->db, err, sizeof(err));
 
 	ADD(cv_metrics_render(s->m, b));
 	ADD(cv_metrics_render_header(b, "chatvault_build_info", "Always 1; the version as a label.",
@@ -175,8 +176,9 @@ static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 		ADD(cv_metrics_render_sample(b, "chatvault_up", "component", comps[i],
 					     alive[i] || atomic_load(&s->health->reloading)));
 	if (depth >= 0) {
-		ADD(cv_metrics_render_header(b, "chatvault_queue_depth", "Events waiting in the "
-					     "spool for ingest.", CV_METRIC_GAUGE));
+		ADD(cv_metrics_render_header(b, "chatvault_queue_depth", "Events waiting for "
+					     "ingest: spool entries, or Kafka consumer lag.",
+					     CV_METRIC_GAUGE));
 		ADD(cv_metrics_render_sample(b, "chatvault_queue_depth", NULL, NULL, (double)depth));
 	}
 	if (d.ok) {

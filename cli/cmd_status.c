@@ -47,7 +47,7 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	PGresult *res = NULL;
 	struct cv_buf names = { 0 };
 	json_t *root = NULL, *adapters = NULL, *gaps = NULL;
-	char err[STO_ERRLEN];
+	char err[STO_ERRLEN], depth_err[STO_ERRLEN];
 	bool as_json = false;
 	int64_t depth, staged = 0, quarantined = 0;
 	int rc;
@@ -62,9 +62,11 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if ((rc = cli_load_config(ctx)) != CLI_OK)
 		return rc;
-	depth = ing_queue_depth(ctx->cfg, err, sizeof(err));
 	if ((rc = cli_open_db(ctx, "chatvault-status", &db)) != CLI_OK)
 		return rc;
+	/* After the database: Kafka's depth is measured from the positions
+	 * stored there (ing_kafka_lag).  Unknown is not a failure of status. */
+	depth = ing_queue_depth(ctx->cfg, db, depth_err, sizeof(depth_err));
 	rc = CLI_RUNTIME;
 	if (sto_exec(db, "count staged", cli_status_counts_sql, 0, NULL, &res, err,
 		     sizeof(err)) != CV_OK)
@@ -156,13 +158,14 @@ int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	} else {
 		json_t *arr = json_object_get(root, "adapters"), *a;
 		size_t i;
+		bool spool = ctx->cfg->queue.backend == CFG_QUEUE_SPOOL;
 
 		if (depth >= 0)
-			printf("queue (%s): %" PRId64 " waiting\n",
-			       ctx->cfg->queue.backend == CFG_QUEUE_SPOOL ? "spool" : "kafka", depth);
+			printf("queue (%s): %" PRId64 " waiting%s\n", spool ? "spool" : "kafka", depth,
+			       spool ? "" : " (consumer lag)");
 		else
-			printf("queue (%s): depth unknown\n",
-			       ctx->cfg->queue.backend == CFG_QUEUE_SPOOL ? "spool" : "kafka");
+			printf("queue (%s): depth unknown: %s\n", spool ? "spool" : "kafka",
+			       depth_err[0] ? depth_err : "no reason given");
 		printf("staged: %" PRId64 "   quarantined: %" PRId64 "   sequence gaps: %zu\n\n",
 		       staged, quarantined, json_array_size(json_object_get(root, "sequence_gaps")));
 		printf("%-12s %-8s %-4s %9s %9s %-20s %5s %-20s %s\n", "ADAPTER", "TYPE", "REQ",

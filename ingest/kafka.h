@@ -61,6 +61,39 @@ enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, siz
 /* Sum of lag over assigned partitions, -1 if unknown. */
 int64_t ing_kafka_r_lag(struct ing_kafka_r *r);
 
+/*
+ * The consumer lag of queue.kafka_topic without a reader (status, the
+ * /metrics scrape): the sum over every partition of the high watermark
+ * minus the next offset ingest will stage.
+ *
+ * Which position: the one stored in PostgreSQL (chatvault.ingest_positions,
+ * source "kafka:<topic>"), read through pos_fn — the same lookup the reader
+ * seeks to on every assignment — and NOT the group's committed offsets in
+ * Kafka.  The reader never commits to Kafka (enable.auto.commit and
+ * enable.auto.offset.store are false and guarded, nothing calls
+ * rd_kafka_commit): the position commits in the transaction that stages the
+ * rows, which is what makes ingest exactly-once.  The group's Kafka offsets
+ * are therefore absent, and a lag computed from them would be the whole
+ * topic forever.  Per partition: stored position p → next = p + 1; nothing
+ * stored → the low watermark (the reader starts at the beginning); a next
+ * below the low watermark (records deleted by retention before they were
+ * staged) counts from the low watermark; a negative difference is 0.
+ *
+ * How: a short-lived consumer handle built like the reader's (same brokers,
+ * security and consumer.* properties, group.id) that never subscribes nor
+ * assigns, so it never joins the group and never makes the running ingest
+ * rebalance; metadata for the topic's partitions, then per partition the
+ * stored position and the watermarks from the partition's leader.  The
+ * librdkafka calls together are bounded by timeout_ms (pos_fn is not: bound
+ * it at its source, e.g. a statement timeout).
+ *
+ * Returns the lag (>= 0), or -1 with one line in err saying why (brokers
+ * unreachable within timeout_ms, unknown topic, position lookup failed, …;
+ * never a property value).
+ */
+int64_t ing_kafka_lag(const struct cfg *cfg, ing_kafka_pos_fn pos_fn, void *pos_arg,
+		      int timeout_ms, char *err, size_t errlen);
+
 /* Append one message to a batch (copies data into the arena); used by both
  * backends' readers.  Implemented in queue.c. */
 int ing_qbatch_add(struct ing_qbatch *b, int32_t partition, int64_t position,

@@ -372,18 +372,51 @@ int64_t ing_qr_depth(struct ing_qr *r)
 	return st.last_pos > r->after ? (int64_t)(st.last_pos - r->after) : 0;
 }
 
-int64_t ing_queue_depth(const struct cfg *cfg, char *err, size_t errlen)
+/* ing_queue_depth()'s position lookup: PostgreSQL, keeping the reason. */
+struct depth_pos {
+	struct sto_db *db;
+	char err[STO_ERRLEN];
+};
+
+static int depth_pos_fn(void *arg, const char *source, int32_t partition, int64_t *pos)
+{
+	struct depth_pos *d = arg;
+	int rc = sto_stage_position(d->db, source, partition, pos, d->err, sizeof(d->err));
+
+	return rc < 0 ? -EIO : rc;
+}
+
+static int64_t kafka_depth(const struct cfg *cfg, struct sto_db *db, char *err, size_t errlen)
+{
+	struct depth_pos d = { .db = db };
+	int64_t lag;
+
+	if (!db) {
+		snprintf(err, errlen, "kafka: lag needs the stored positions (no database)");
+		return -1;
+	}
+	lag = ing_kafka_lag(cfg, depth_pos_fn, &d, ING_QUEUE_DEPTH_TIMEOUT_MS, err, errlen);
+	if (lag < 0 && d.err[0])
+		snprintf(err, errlen, "stored position: %s", d.err);
+	return lag;
+}
+
+int64_t ing_queue_depth(const struct cfg *cfg, struct sto_db *db, char *err, size_t errlen)
 {
 	struct ing_spool *sp;
 	struct ing_spool_stats st;
 	int64_t depth = -1;
+	int rc;
 
-	if (cfg->queue.backend != CFG_QUEUE_SPOOL)
-		return -1;
+	err[0] = '\0';
+	if (cfg->queue.backend == CFG_QUEUE_KAFKA)
+		return kafka_depth(cfg, db, err, errlen);
 	if (ing_spool_open(cfg->queue.spool_path, cfg->queue.spool_max_bytes, &sp, err, errlen))
 		return -1;
-	if (ing_spool_stats(sp, &st) == 0)
+	if ((rc = ing_spool_stats(sp, &st)) == 0)
 		depth = (int64_t)st.count;
+	else
+		snprintf(err, errlen, "spool statistics: %s", strerror(-rc));
 	ing_spool_close(sp);
 	return depth;
 }

@@ -108,7 +108,18 @@ int ing_qr_rewind(struct ing_qr *r, char *err, size_t errlen) __attribute__((war
 /* Records waiting (spool: exact; Kafka: lag, -1 if unknown). */
 int64_t ing_qr_depth(struct ing_qr *r);
 
-/* Records in the spool without opening a reader (status); -1 if unknown. */
-int64_t ing_queue_depth(const struct cfg *cfg, char *err, size_t errlen);
+/* Bound on the Kafka part of ing_queue_depth(): status and the /metrics
+ * scrape must answer even when every broker is down. */
+#define ING_QUEUE_DEPTH_TIMEOUT_MS 2000
+
+/*
+ * Records waiting for ingest, without opening a reader (status, /metrics);
+ * -1 with one line in err when unknown.
+ *   spool: records in the spool (db unused, may be NULL);
+ *   Kafka: the consumer lag against the positions stored in PostgreSQL —
+ *          the authoritative ones, see ing_kafka_lag() — read through db;
+ *          the broker part takes at most ING_QUEUE_DEPTH_TIMEOUT_MS.
+ */
+int64_t ing_queue_depth(const struct cfg *cfg, struct sto_db *db, char *err, size_t errlen);
 
 #endif

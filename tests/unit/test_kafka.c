@@ -948,6 +948,82 @@ static void test_position_lookup_failure_and_lag(void **state)
 	ing_kafka_w_close(w);
 }
 
+/* ing_kafka_lag() for one posmap; fails the test with err when unknown. */
+static int64_t probe_lag(struct fx *f, struct posmap *pm)
+{
+	char err[512];
+	int64_t lag = ing_kafka_lag(&f->cfg, pos_lookup, pm, 2000, err, sizeof(err));
+
+	if (lag < 0)
+		fail_msg("ing_kafka_lag: %s", err);
+	return lag;
+}
+
+/*
+ * The lag status and /metrics report (ing_kafka_lag: no reader, positions
+ * from the stored map as from PostgreSQL): the whole topic before ingest, 0
+ * after, the new records after more writes; the probe never joins the group
+ * (the running reader sees no rebalance, so it looks up no position again);
+ * a failing lookup and unreachable brokers give -1 with a reason, the
+ * latter within the budget.
+ */
+static void test_lag_probe(void **state)
+{
+	const size_t first = 1000, second = 300;
+	struct fx *f = *state;
+	struct ing_kafka_w *w = NULL;
+	struct ing_kafka_r *r;
+	struct posmap pm;
+	char err[512], closed[] = "127.0.0.1:1", *brokers;
+	int lookups;
+	int64_t lag;
+	double t0;
+
+	tr_init(f, first + second, false);
+	assert_int_equal(ing_kafka_w_open(&f->cfg, &w, err, sizeof(err)), 0);
+	assert_int_equal(probe_lag(f, &f->pm), 0);
+	write_range(f, w, 0, first);
+	assert_int_equal(probe_lag(f, &f->pm), (int64_t)first);
+
+	r = reader_open(f);
+	drain(f, &r, 1, NULL, first, 60);
+	read_quiet(f, &r, 1, NULL);
+	assert_int_equal(probe_lag(f, &f->pm), 0);
+
+	/* Probes while the reader is in the group: a rebalance would make the
+	 * reader look its positions up again. */
+	write_range(f, w, first, second);
+	lookups = f->pm.lookups;
+	pm = f->pm;
+	assert_int_equal(probe_lag(f, &pm), (int64_t)second);
+	drain(f, &r, 1, NULL, first + second, 60);
+	for (int i = 0; i < 3; i++)
+		read_once(f, r, 1000, 1000, NULL);
+	assert_int_equal(f->pm.lookups, lookups);
+	pm = f->pm;
+	assert_int_equal(probe_lag(f, &pm), 0);
+	assert_int_equal(f->tr.dups, 0);
+	ing_kafka_r_close(r);
+
+	/* A stored position the probe cannot read. */
+	pm.fail_part = PM_ANY;
+	pm.fail_left = 1;
+	assert_int_equal(ing_kafka_lag(&f->cfg, pos_lookup, &pm, 2000, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "stored position unavailable"));
+
+	/* Nobody listens: -1 within the 2 s budget (and teardown), with a reason. */
+	brokers = f->cfg.queue.kafka_brokers;
+	f->cfg.queue.kafka_brokers = closed;
+	t0 = now_s();
+	lag = ing_kafka_lag(&f->cfg, pos_lookup, &pm, 2000, err, sizeof(err));
+	print_message("      unreachable brokers: %.2f s: %s\n", now_s() - t0, err);
+	assert_int_equal(lag, -1);
+	assert_true(now_s() - t0 < 3.0);
+	assert_non_null(strstr(err, "metadata"));
+	f->cfg.queue.kafka_brokers = brokers;
+	ing_kafka_w_close(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -962,6 +1038,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_produce_request_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_position_lookup_failure_and_lag, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_lag_probe, setup, teardown),
 	};
 	int failed;
 
