@@ -210,8 +210,8 @@ static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 				     CV_METRIC_GAUGE));
 	ADD(cv_metrics_render_sample(b, "chatvault_build_info", "version", CV_VERSION, 1));
 	ADD(cv_metrics_render_header(b, "chatvault_up", (have & CLI_C_CHATD)
-				     ? "1 when the component works: db = the scrape's query "
-				       "succeeded; chatd = its SIP loop ran within the last 15 s."
+				     ? "1 when the component works: chatd = its SIP loop ran "
+				       "within the last 15 s."
 				     : "1 when the component works: db = the "
 				     "scrape's query succeeded; ingest, deliver, retention = the "
 				     "worker thread runs.", CV_METRIC_GAUGE));
