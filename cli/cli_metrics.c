@@ -88,19 +88,26 @@ struct db_numbers {
 	int64_t *backlog, *oldest_s;   /* per configured adapter; oldest -1: none */
 };
 
-/* SELECT 1 on the server's connection; notes the outcome. */
+/* SELECT 1 on the server's connection; notes the outcome.  A connection
+ * that fails its query may only be stale (the server ended it while nobody
+ * asked): one fresh attempt then, so the reason given is today's. */
 static bool db_ping(struct cli_metrics_srv *s)
 {
-	PGresult *res = NULL;
-	char err[STO_ERRLEN];
-	bool ok;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGresult *res = NULL;
+		char err[STO_ERRLEN];
+		bool fresh = s->db == NULL, ok;
 
-	if (!db_ready(s))
-		return false;
-	ok = sto_exec(s->db, "health check", "SELECT 1", 0, NULL, &res, err, sizeof(err)) == CV_OK;
-	db_note(s, ok, ok ? NULL : err);
-	PQclear(res);
-	return ok;
+		if (!db_ready(s))
+			return false;
+		ok = sto_exec(s->db, "health check", "SELECT 1", 0, NULL, &res, err,
+			      sizeof(err)) == CV_OK;
+		PQclear(res);
+		db_note(s, ok, ok ? NULL : err);   /* a failure closes the connection */
+		if (ok || fresh)
+			return ok;
+	}
+	return false;
 }
 
 static void db_read(struct cli_metrics_srv *s, struct db_numbers *d)
