@@ -34,7 +34,7 @@ PY
 wait_for() { # $1 = description, $2 = shell condition, $3 = tries of 0.25 s
 	i=0
 	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt "${3:-240}" ] || { tail -20 ingest.log deliver.log; die "timeout waiting for $1"; }
+		i=$((i + 1)); [ $i -lt "${3:-240}" ] || { tail -n 20 ingest.log deliver.log h.txt; die "timeout waiting for $1"; }
 		sleep 0.25
 	done
 }
