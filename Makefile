@@ -65,6 +65,8 @@ CHAT_SRCS     = chat/chat_store.c chat/chat_push.c chat/chat_sip.c chat/chat_msg
 # The persistent chat Lookup/Channel services, on a line of their own (merges cleanly).
 CHAT_SRCS    += chat/chat_chan.c chat/chat_chan_cmd.c chat/chat_chan_db.c chat/chat_chan_files.c \
 		chat/chat_chan_rules.c
+# chatd's metric families (`chatd --metrics`), on a line of their own.
+CHAT_SRCS    += chat/chat_metrics.c
 CLI_SRCS      = cli/cli_util.c cli/cli_metrics.c cli/cmd_admin.c cli/cmd_emit.c cli/cmd_ingest.c \
 		cli/cmd_deliver.c cli/cmd_status.c cli/cmd_retention.c cli/cmd_export.c \
 		cli/cmd_verify.c cli/cmd_user.c cli/cmd_chatd.c cli/cmd_room.c

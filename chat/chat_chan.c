@@ -272,6 +272,9 @@ static void sess_end(struct chan_sess *cs, const char *reason)
 		cs->user, reason);
 	cs->sess = mem_deref(cs->sess);
 	list_unlink(&cs->le);
+	if (c->nsess)
+		c->nsess--;
+	cv_metrics_set(c->s->metrics, CHAT_M_CHANNEL_SESSIONS, NULL, (double)c->nsess);
 	mem_deref(cs);
 }
 
@@ -302,7 +305,7 @@ static void estab_h(const struct sip_msg *msg, void *arg)
 static void reply_status(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
 			 const char *reason, const char *why)
 {
-	chat_log_refusal(msg, code, why);
+	chat_log_refusal(s, msg, code, why);
 	if (code == 503)
 		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason,
 				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER);
@@ -340,6 +343,8 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 	}
 	if (c->s->stopping || saturated(c)) {
 		c->stats_busy++;
+		if (!c->s->stopping)
+			cv_metrics_add(c->s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
 		reply_status(c->s, msg, 503, "Service Unavailable",
 			     c->s->stopping ? "shutting down" : "store queue or producer saturated");
 		return;
@@ -508,6 +513,8 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 		cv_warn(COMP, "session of %s: server requests follow its Contact, not its flow: %s",
 			from, strerror(err));
 	list_append(&c->sessions, &cs->le, cs);
+	c->nsess++;
+	cv_metrics_set(s->metrics, CHAT_M_CHANNEL_SESSIONS, NULL, (double)c->nsess);
 	if (cs->kind == CHAN_CHANNEL)
 		c->load[cs->idx]++;
 	idle_restart(cs);

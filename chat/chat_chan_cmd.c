@@ -599,6 +599,7 @@ static void done_append(struct chan_job *j)
 		       j->room, j->err);
 	chan_now_iso(ts);
 	cs->c->stats_posts++;
+	cv_metrics_add(cs->c->s->metrics, CHAT_M_MESSAGES, "post", 1);
 	for (struct le *le = r ? r->joins.head : NULL; le; le = le->next) {
 		struct chan_join *o = le->data;
 		struct cv_buf b = { 0 };

@@ -27,6 +27,7 @@ struct chat_chan {
 	struct list sessions;            /* struct chan_sess */
 	struct hash *rooms;              /* struct chan_room by URI: live participants */
 	size_t *load;                    /* live sessions per chat.channel_uris[i] */
+	size_t nsess;                    /* open sessions (c->sessions): the gauge */
 	uint64_t next_id;
 	uint64_t stats_posts, stats_fanout, stats_busy;
 };

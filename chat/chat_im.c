@@ -63,7 +63,7 @@ static void reply(struct chat_srv *s, struct sip_strans **st, const struct sip_m
 		  uint16_t code, const char *reason, const char *why)
 {
 	if (code >= 300)
-		chat_log_refusal(msg, code, why);
+		chat_log_refusal(s, msg, code, why);
 	(void)sip_treplyf(st, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
 }
 
@@ -176,13 +176,14 @@ static void im_durable(int status, const char *id, void *arg)
 	struct chat_srv *s = w->s;
 
 	if (status != 0) {
-		chat_log_refusal(w->msg, 503, "im.message not durable");
+		chat_log_refusal(s, w->msg, 503, "im.message not durable");
 		(void)sip_treplyf(&w->st, NULL, s->sip, w->msg, false, 503, "Service Unavailable",
 				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER_QUEUE);
 		mem_deref(w);
 		return;
 	}
 	s->stats_messages++;
+	cv_metrics_add(s->metrics, CHAT_M_MESSAGES, "im", 1);
 	if (w->push) {
 		reply(s, &w->st, w->msg, 202, "Accepted", NULL);
 		push(s, w, id);
@@ -237,7 +238,7 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	}
 	if (pl_strcasecmp(&msg->ctyp.type, "text") != 0 ||
 	    pl_strcasecmp(&msg->ctyp.subtype, "plain") != 0) {
-		chat_log_refusal(msg, 415, "Content-Type is not text/plain");
+		chat_log_refusal(s, msg, 415, "Content-Type is not text/plain");
 		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 415, "Unsupported Media Type",
 				  "Accept: text/plain\r\nContent-Length: 0\r\n\r\n");
 		return true;
@@ -264,7 +265,8 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	rc = chat_emit(s, ING_EV_IM_MESSAGE, from, to, w->text, im_durable, w, err, sizeof(err));
 	if (rc == 1) {          /* ING_EMIT_BUSY */
 		s->stats_busy++;
-		chat_log_refusal(msg, 503, "compliance queue busy");
+		cv_metrics_add(s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
+		chat_log_refusal(s, msg, 503, "compliance queue busy");
 		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 503, "Service Unavailable",
 				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER_QUEUE);
 		goto out;

@@ -117,7 +117,7 @@ out:
 static void refuse(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
 		   const char *reason, const char *why)
 {
-	chat_log_refusal(msg, code, why);
+	chat_log_refusal(s, msg, code, why);
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason,
 			  code == 489 ? "Allow-Events: " CHAT_PROV_EVENT "\r\nContent-Length: 0\r\n\r\n"
 				      : "Content-Length: 0\r\n\r\n");

@@ -39,6 +39,7 @@ struct reg_wait {
 	struct chat_binding *b[MAX_CONTACTS];  /* refs */
 	size_t nb, outstanding;
 	bool failed;
+	bool busy;                         /* a start event refused: producer BUSY */
 };
 
 static void binding_destructor(void *arg)
@@ -104,6 +105,7 @@ static void binding_end(struct chat_srv *s, struct chat_binding *b, const char *
 	b->aor = NULL;
 	if (s->nsessions)
 		s->nsessions--;
+	cv_metrics_set(s->metrics, CHAT_M_SESSIONS, NULL, (double)s->nsessions);
 	if (a && !a->pinned && list_isempty(&a->bindings))
 		mem_deref(a);
 	mem_deref(b);    /* the tables' reference */
@@ -167,14 +169,14 @@ static void reply(struct chat_srv *s, struct sip_strans **st, const struct sip_m
 		  uint16_t code, const char *reason, const char *why)
 {
 	if (code >= 300)
-		chat_log_refusal(msg, code, why);
+		chat_log_refusal(s, msg, code, why);
 	(void)sip_treplyf(st, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
 }
 
 static void reply_retry(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
 			const char *reason, unsigned secs, const char *why)
 {
-	chat_log_refusal(msg, 503, why);
+	chat_log_refusal(s, msg, 503, why);
 	(void)sip_treplyf(st, NULL, s->sip, msg, false, 503, reason,
 			  "Retry-After: %u\r\nContent-Length: 0\r\n\r\n", secs);
 }
@@ -273,7 +275,7 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 		case CHAT_NC_OK:
 			break;
 		case CHAT_NC_REPLAY:   /* a replay cannot answer a fresh nonce; a client can */
-			chat_log_refusal(msg, 401, "nonce count not above the last one (replay?)");
+			chat_log_refusal(s, msg, 401, "nonce count not above the last one (replay?)");
 			challenge(s, msg, true);
 			return -1;
 		default:
@@ -342,6 +344,8 @@ static void start_durable(int status, const char *id, void *arg)
 		}
 	}
 	if (w->failed) {
+		if (w->busy)
+			cv_metrics_add(s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
 		reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
 			    "session start event not durable");
 	} else if (w->nb && w->b[0]->aor) {
@@ -487,7 +491,7 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 	/* validate everything before changing anything */
 	for (size_t i = 0; i < cs.n; i++) {
 		if (cs.c[i].expires && cs.c[i].expires < (uint32_t)cc->registration_min_expires) {
-			chat_log_refusal(msg, 423, "expires below chat.registration_min_expires");
+			chat_log_refusal(s, msg, 423, "expires below chat.registration_min_expires");
 			(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 423, "Interval Too Brief",
 					  "Min-Expires: %d\r\nContent-Length: 0\r\n\r\n",
 					  cc->registration_min_expires);
@@ -566,6 +570,7 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 		list_append(&a->bindings, &b->le_aor, b);
 		list_append(&s->sessions, &b->le_all, b);
 		s->nsessions++;
+		cv_metrics_set(s->metrics, CHAT_M_SESSIONS, NULL, (double)s->nsessions);
 		w->b[w->nb++] = mem_ref(b);
 	}
 	if (!w) {
@@ -583,6 +588,7 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 			mem_ref(w);
 		} else {
 			w->failed = true;
+			w->busy = w->busy || rc == 1;
 			if (rc != 1)
 				cv_err(COMP, "session start of %s: %s", aor_uri, err);
 		}

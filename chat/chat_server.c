@@ -10,6 +10,7 @@
 #include "chat_server.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "chat_reg.h"
 #include "chat_users.h"
 #include "cv_log.h"
+#include "cv_time.h"
 #include "producer.h"
 
 #define COMP "chatd"
@@ -44,10 +46,17 @@ uint64_t chat_now_ms(void)
 	return tmr_jiffies();
 }
 
-void chat_log_refusal(const struct sip_msg *msg, uint16_t scode, const char *why)
+void chat_log_refusal(struct chat_srv *s, const struct sip_msg *msg, uint16_t scode,
+		      const char *why)
 {
 	char line[600];
 
+	if (scode >= 400) {
+		char code[8];
+
+		snprintf(code, sizeof(code), "%u", (unsigned)scode);
+		cv_metrics_add(s->metrics, CHAT_M_REFUSALS, code, 1);
+	}
 	/* never the Authorization header or a body: only method, peer, From URI */
 	re_snprintf(line, sizeof(line), "%r from %J (%s) %r: %u %s", &msg->met, &msg->src,
 		    sip_transp_name(msg->tp), &msg->from.auri, scode, why ? why : "");
@@ -128,7 +137,7 @@ static void mq_handler(int id, void *data, void *arg)
 static void refuse(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
 		   const char *reason, const char *why)
 {
-	chat_log_refusal(msg, code, why);
+	chat_log_refusal(s, msg, code, why);
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
 }
 
@@ -178,7 +187,7 @@ static bool request_h(const struct sip_msg *msg, void *arg)
 				  "Content-Length: 0\r\n\r\n");
 		return true;
 	}
-	chat_log_refusal(msg, 501, "method not implemented");
+	chat_log_refusal(s, msg, 501, "method not implemented");
 	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 501, "Not Implemented",
 			  "Allow: REGISTER, MESSAGE, SUBSCRIBE, OPTIONS\r\nContent-Length: 0\r\n\r\n");
 	return true;
@@ -187,10 +196,18 @@ static bool request_h(const struct sip_msg *msg, void *arg)
 /* SUBSCRIBE reaches sipevent's listener after ours; an unknown in-dialog
  * one (no notifier) comes back to nobody: libre answers 481/501. */
 
+/* The loop is alive: what /healthz of `chatd --metrics` reads. */
+static void beat(struct chat_srv *s)
+{
+	if (s->beat)
+		atomic_store(s->beat, cv_time_mono_ms());
+}
+
 static void sweep_h(void *arg)
 {
 	struct chat_srv *s = arg;
 
+	beat(s);
 	chat_reg_sweep(s);
 	tmr_start(&s->sweep, SWEEP_MS, sweep_h, s);
 }
@@ -212,7 +229,8 @@ static void drain_h(void *arg)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-int chat_server_new(const struct cfg *cfg, struct chat_srv **out, char *err, size_t errlen)
+int chat_server_new(const struct cfg *cfg, const struct chat_server_opts *o,
+		    struct chat_srv **out, char *err, size_t errlen)
 {
 	struct chat_srv *s;
 	struct sa laddr;
@@ -232,6 +250,8 @@ int chat_server_new(const struct cfg *cfg, struct chat_srv **out, char *err, siz
 	}
 	s->cfg = cfg;
 	s->stop_fd = -1;
+	s->metrics = o ? o->metrics : NULL;
+	s->beat = o ? o->heartbeat_ms : NULL;
 	tmr_init(&s->sweep);
 	snprintf(s->server_uri, sizeof(s->server_uri), "sip:chatd@%s", cfg->chat.domain);
 	if (getrandom(s->secret, sizeof(s->secret), 0) != (ssize_t)sizeof(s->secret)) {
@@ -300,6 +320,7 @@ int chat_server_run(struct chat_srv *s, int stop_fd, bool (*should_stop)(void *a
 	if (stop_fd >= 0 && fd_listen(stop_fd, FD_READ, stop_h, s) != 0)
 		return -EIO;
 	tmr_start(&s->sweep, SWEEP_MS, sweep_h, s);
+	beat(s);
 	cv_info(COMP, "listening on %s (UDP, TCP) for %s, %zu users", s->cfg->chat.listen,
 		s->cfg->chat.domain, chat_users_count(s->users));
 	rc = re_main(NULL);

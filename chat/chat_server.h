@@ -33,14 +33,25 @@
 #include "event.h"
 
 struct chat_srv;
+struct cv_metrics;
+
+/* What the caller hands the server besides the configuration; both stay
+ * the caller's and must outlive the server. */
+struct chat_server_opts {
+	struct cv_metrics *metrics;     /* chat_metrics_new()'s families; NULL: none */
+	_Atomic int64_t *heartbeat_ms;  /* NULL: none; else the loop stores
+					 * cv_time_mono_ms() when it starts and about
+					 * every second (a health check's "loop alive") */
+};
 
 /*
  * Create the server: bind UDP and TCP on cfg->chat.listen, open the user
  * store (first load synchronous: unknown users could not sign in otherwise),
- * the producer and the push worker.  0, or a negative errno with one line in
- * err (-EADDRINUSE, -ECONNREFUSED…).
+ * the producer and the push worker.  o may be NULL (no metrics).  0, or a
+ * negative errno with one line in err (-EADDRINUSE, -ECONNREFUSED…).
  */
-int chat_server_new(const struct cfg *cfg, struct chat_srv **out, char *err, size_t errlen)
+int chat_server_new(const struct cfg *cfg, const struct chat_server_opts *o,
+		    struct chat_srv **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
 /*
@@ -56,8 +67,10 @@ void chat_server_free(struct chat_srv *s);
 #ifdef CHAT_INTERNAL
 #include <re.h>
 
+#include "chat_metrics.h"
 #include "chat_msg.h"
 #include "chat_sip.h"
+#include "cv_metrics.h"
 
 struct chat_users;
 struct chat_push;
@@ -91,6 +104,8 @@ struct chat_srv {
 	bool (*should_stop)(void *arg);
 	void *stop_arg;
 	uint64_t stats_messages, stats_pushes, stats_busy;
+	struct cv_metrics *metrics;        /* not owned; NULL: none (chat_metrics.h) */
+	_Atomic int64_t *beat;             /* not owned; NULL: none */
 };
 
 /* Current time for session bookkeeping (ms, monotonic). */
@@ -107,8 +122,12 @@ int chat_emit(struct chat_srv *s, enum ing_event_type type, const char *user, co
 int chat_emit_event(struct chat_srv *s, struct ing_event *ev, chat_durable_h *done, void *arg,
 		    char *err, size_t errlen);
 
-/* One log line for a refused request, never with secrets. */
-void chat_log_refusal(const struct sip_msg *msg, uint16_t scode, const char *why);
+/* One log line for a refused request, never with secrets; a code >= 400
+ * is counted in chatvault_chat_refusals_total{code}.  Every refusal goes
+ * through here before its answer; the digest challenge (401 without a
+ * replay) does not. */
+void chat_log_refusal(struct chat_srv *s, const struct sip_msg *msg, uint16_t scode,
+		      const char *why);
 
 /* chat_aor_of(): chat_msg.h */
 #endif

@@ -29,6 +29,7 @@ struct cli_metrics_srv {
 	struct MHD_Daemon *mhd;
 	struct cv_metrics *m;        /* not owned */
 	struct cli_health *health;   /* not owned */
+	struct cli_metrics_opts o;   /* which components, which gauges */
 	pthread_mutex_t lock;        /* everything below; held for a whole request */
 	const struct cfg *cfg;       /* not owned; replaced on reload */
 	struct sto_db *db;           /* the scrape's own connection; NULL when closed */
@@ -87,6 +88,28 @@ struct db_numbers {
 	int64_t *backlog, *oldest_s;   /* per configured adapter; oldest -1: none */
 };
 
+/* SELECT 1 on the server's connection; notes the outcome.  A connection
+ * that fails its query may only be stale (the server ended it while nobody
+ * asked): one fresh attempt then, so the reason given is today's. */
+static bool db_ping(struct cli_metrics_srv *s)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGresult *res = NULL;
+		char err[STO_ERRLEN];
+		bool fresh = s->db == NULL, ok;
+
+		if (!db_ready(s))
+			return false;
+		ok = sto_exec(s->db, "health check", "SELECT 1", 0, NULL, &res, err,
+			      sizeof(err)) == CV_OK;
+		PQclear(res);
+		db_note(s, ok, ok ? NULL : err);   /* a failure closes the connection */
+		if (ok || fresh)
+			return ok;
+	}
+	return false;
+}
+
 static void db_read(struct cli_metrics_srv *s, struct db_numbers *d)
 {
 	const struct cfg *cfg = s->cfg;
@@ -95,6 +118,12 @@ static void db_read(struct cli_metrics_srv *s, struct db_numbers *d)
 	char err[STO_ERRLEN];
 
 	d->ok = false;
+	if (!(s->o.components & CLI_C_DB))
+		return;
+	if (!s->o.pipeline_gauges) {
+		d->ok = db_ping(s);
+		return;
+	}
 	if (!db_ready(s))
 		return;
 	if (sto_exec(s->db, "count staged", cli_status_counts_sql, 0, NULL, &res, err,
@@ -144,14 +173,33 @@ static void db_read(struct cli_metrics_srv *s, struct db_numbers *d)
 
 #define ADD(expr) do { if ((expr) != 0) goto oom; } while (0)
 
+/* chatd's loop beat within CLI_HEALTH_DB_S: how long ago (ms), -1 never. */
+static int64_t chat_beat_age(const struct cli_metrics_srv *s, int64_t now)
+{
+	int64_t beat = atomic_load(&s->health->chat_beat_ms);
+
+	return beat ? now - beat : -1;
+}
+
+static bool chat_alive(const struct cli_metrics_srv *s, int64_t now)
+{
+	int64_t age = chat_beat_age(s, now);
+
+	return age >= 0 && age <= CLI_HEALTH_DB_S * 1000;
+}
+
 static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 {
 	const struct cfg *cfg = s->cfg;
+	unsigned have = s->o.components;
 	int64_t t0 = cv_time_mono_ms(), depth = -1;
 	struct db_numbers d = { 0 };
 	char err[256];
 	int rc = -ENOMEM;
-	static const char *const comps[] = { "ingest", "deliver", "retention" };
+	static const struct { unsigned bit; const char *name; } comps[] = {
+		{ CLI_C_INGEST, "ingest" }, { CLI_C_DELIVER, "deliver" },
+		{ CLI_C_RETENTION, "retention" },
+	};
 	bool alive[3] = { atomic_load(&s->health->ingest), atomic_load(&s->health->deliver),
 			  atomic_load(&s->health->retention) };
 
@@ -160,28 +208,38 @@ static int scrape(struct cli_metrics_srv *s, struct cv_buf *b)
 	if (!d.backlog || !d.oldest_s)
 		goto oom;
 	db_read(s, &d);
-	/* Kafka: lag against the positions in PostgreSQL, so only with the db. */
-	if (cfg->queue.backend == CFG_QUEUE_SPOOL || d.ok)
+	/* The queue is ingest's: a deliver process leaves it alone.  Kafka:
+	 * the lag against the positions in PostgreSQL, so only with the db. */
+	if (s->o.pipeline_gauges && (have & CLI_C_INGEST) &&
+	    (cfg->queue.backend == CFG_QUEUE_SPOOL || d.ok))
 		depth = ing_queue_depth(cfg, s->db, err, sizeof(err));
 
 	ADD(cv_metrics_render(s->m, b));
 	ADD(cv_metrics_render_header(b, "chatvault_build_info", "Always 1; the version as a label.",
 				     CV_METRIC_GAUGE));
 	ADD(cv_metrics_render_sample(b, "chatvault_build_info", "version", CV_VERSION, 1));
-	ADD(cv_metrics_render_header(b, "chatvault_up", "1 when the component works: db = the "
+	ADD(cv_metrics_render_header(b, "chatvault_up", (have & CLI_C_CHATD)
+				     ? "1 when the component works: chatd = its SIP loop ran "
+				       "within the last 15 s."
+				     : "1 when the component works: db = the "
 				     "scrape's query succeeded; ingest, deliver, retention = the "
 				     "worker thread runs.", CV_METRIC_GAUGE));
-	ADD(cv_metrics_render_sample(b, "chatvault_up", "component", "db", d.ok));
+	if (have & CLI_C_DB)
+		ADD(cv_metrics_render_sample(b, "chatvault_up", "component", "db", d.ok));
 	for (size_t i = 0; i < 3; i++)
-		ADD(cv_metrics_render_sample(b, "chatvault_up", "component", comps[i],
-					     alive[i] || atomic_load(&s->health->reloading)));
+		if (have & comps[i].bit)
+			ADD(cv_metrics_render_sample(b, "chatvault_up", "component", comps[i].name,
+						     alive[i] || atomic_load(&s->health->reloading)));
+	if (have & CLI_C_CHATD)
+		ADD(cv_metrics_render_sample(b, "chatvault_up", "component", "chatd",
+					     chat_alive(s, cv_time_mono_ms())));
 	if (depth >= 0) {
 		ADD(cv_metrics_render_header(b, "chatvault_queue_depth", "Events waiting for "
 					     "ingest: spool entries, or Kafka consumer lag.",
 					     CV_METRIC_GAUGE));
 		ADD(cv_metrics_render_sample(b, "chatvault_queue_depth", NULL, NULL, (double)depth));
 	}
-	if (d.ok) {
+	if (d.ok && s->o.pipeline_gauges) {
 		ADD(cv_metrics_render_header(b, "chatvault_staged_events", "Events in staging "
 					     "(not yet delivered to every required adapter).",
 					     CV_METRIC_GAUGE));
@@ -224,28 +282,25 @@ oom:
 static void health(struct cli_metrics_srv *s, char *why, size_t len)
 {
 	bool reloading = atomic_load(&s->health->reloading);
+	unsigned have = s->o.components;
 	int64_t now = cv_time_mono_ms();
 
 	why[0] = '\0';
-	if (!reloading && !atomic_load(&s->health->ingest))
+	if ((have & CLI_C_INGEST) && !reloading && !atomic_load(&s->health->ingest))
 		snprintf(why, len, "ingest worker is not running");
-	else if (!reloading && !atomic_load(&s->health->deliver))
+	else if ((have & CLI_C_DELIVER) && !reloading && !atomic_load(&s->health->deliver))
 		snprintf(why, len, "deliver worker is not running");
-	else if (!reloading && !atomic_load(&s->health->retention))
+	else if ((have & CLI_C_RETENTION) && !reloading && !atomic_load(&s->health->retention))
 		snprintf(why, len, "retention worker is not running");
-	if (why[0])
+	else if ((have & CLI_C_CHATD) && chat_beat_age(s, now) < 0)
+		snprintf(why, len, "chat loop not running");
+	else if ((have & CLI_C_CHATD) && !chat_alive(s, now))
+		snprintf(why, len, "chat loop stalled: no heartbeat for %lld s",
+			 (long long)(chat_beat_age(s, now) / 1000));
+	if (why[0] || !(have & CLI_C_DB))
 		return;
-	if (now - s->last_db_ok > 1000 && db_ready(s)) {
-		PGresult *res = NULL;
-		char err[STO_ERRLEN];
-
-		if (sto_exec(s->db, "health check", "SELECT 1", 0, NULL, &res, err, sizeof(err)) ==
-		    CV_OK)
-			db_note(s, true, NULL);
-		else
-			db_note(s, false, err);
-		PQclear(res);
-	}
+	if (now - s->last_db_ok > 1000)
+		(void)db_ping(s);
 	if (s->last_db_ok == 0)
 		snprintf(why, len, "database: never reached: %s", s->db_err);
 	else if (now - s->last_db_ok > CLI_HEALTH_DB_S * 1000)
@@ -411,14 +466,52 @@ fail:
 	return -e;
 }
 
+int cli_metrics_arg(int argc, char **argv, int *i, const char **addr)
+{
+	if (strcmp(argv[*i], "--metrics") == 0 && *i + 1 < argc) {
+		*addr = argv[++*i];
+		return 1;
+	}
+	if (strncmp(argv[*i], "--metrics=", 10) == 0) {
+		*addr = argv[*i] + 10;
+		return 1;
+	}
+	return 0;
+}
+
+int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *m,
+		      struct cli_health *h, const struct cli_metrics_opts *o,
+		      struct cli_metrics_srv **out)
+{
+	char err[512];
+	int rc;
+
+	*out = NULL;
+	if (!m) {
+		cli_error(ctx, "metrics: out of memory");
+		return CLI_RUNTIME;
+	}
+	rc = cli_metrics_start(addr, ctx->cfg, m, h, o, out, err, sizeof(err));
+	if (rc != 0) {
+		cli_error(ctx, "%s", err);
+		return rc == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
+	}
+	return CLI_OK;
+}
+
 int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics *m,
-		      struct cli_health *h, struct cli_metrics_srv **out, char *err, size_t errlen)
+		      struct cli_health *h, const struct cli_metrics_opts *o,
+		      struct cli_metrics_srv **out, char *err, size_t errlen)
 {
 	struct cli_metrics_srv *s;
 	bool v6 = false;
 	int fd = -1, rc;
 
 	*out = NULL;
+	if (!o || !o->components || (o->pipeline_gauges && !(o->components & CLI_C_DB))) {
+		snprintf(err, errlen, "metrics: no components, or pipeline gauges without the database");
+		return -EINVAL;
+	}
 	if ((rc = listen_on(addr, &fd, &v6, err, errlen)) != 0)
 		return rc;
 	s = calloc(1, sizeof(*s));
@@ -431,6 +524,7 @@ int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics
 	s->cfg = cfg;
 	s->m = m;
 	s->health = h;
+	s->o = *o;
 	snprintf(s->db_err, sizeof(s->db_err), "no attempt yet");
 	/* The listening socket belongs to libmicrohttpd from here on. */
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |

@@ -1,7 +1,7 @@
 /*
- * cmd_deliver — `chatvault deliver [--once] [--adapter NAME]` and
- * `chatvault run` (ingest, deliver and the retention schedule on three
- * threads of one process).
+ * cmd_deliver — `chatvault deliver [--once] [--adapter NAME] [--metrics
+ * HOST:PORT]` and `chatvault run` (ingest, deliver and the retention
+ * schedule on three threads of one process).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,11 +21,24 @@
 #include "dlv_worker.h"
 #include "sto_db.h"
 
+/*
+ * With --metrics the registry (owned here) goes to the workers in
+ * dlv_opts.metrics and is served by libmicrohttpd's thread with components
+ * db and deliver; health.deliver is true while dlv_run runs (across a
+ * SIGHUP restart too) and false once it returned for good.  metrics.listen
+ * in the configuration is run's only: two processes sharing one
+ * configuration would fight over the port.
+ */
 int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 {
 	struct dlv_opts o = { .should_stop = cli_should_stop, .stop_arg = ctx };
 	struct dlv_stats st = { 0 };
 	struct sto_db *db = NULL;
+	struct cli_health health = { 0 };
+	struct cli_metrics_srv *srv = NULL;
+	const struct cli_metrics_opts mo = { .components = CLI_C_DB | CLI_C_DELIVER,
+					     .pipeline_gauges = true };
+	const char *listen = NULL;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -33,19 +46,28 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 			o.once = true;
 		} else if (strcmp(argv[i], "--adapter") == 0 && i + 1 < argc) {
 			o.adapter = argv[++i];
-		} else {
+		} else if (!cli_metrics_arg(argc, argv, &i, &listen)) {
 			cli_error(ctx, "unknown argument %s (see chatvault deliver --help)", argv[i]);
 			return CLI_USAGE;
 		}
 	}
 	if ((rc = cli_load_config(ctx)) != CLI_OK)
 		return rc;
+	/* before the metrics thread starts, so it inherits the blocked set */
 	if (cli_signals_block(ctx) != 0) {
 		cli_error(ctx, "cannot set up signal handling");
 		return CLI_RUNTIME;
 	}
+	atomic_store(&health.deliver, true);
+	if (listen) {
+		o.metrics = cv_metrics_new_chatvault();
+		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK) {
+			cv_metrics_free(o.metrics);
+			return rc;
+		}
+	}
 	if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
-		return rc;
+		goto out;
 	o.should_stop = cli_should_yield;
 	for (;;) {
 		struct dlv_stats one;
@@ -59,21 +81,31 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 		if (rc != 0 || o.once || ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every adapter's batch in hand is committed; start again
-		 * on the new configuration (adapters added, removed, re-optioned). */
-		if (cli_reload_config(ctx) == 0) {
+		 * on the new configuration (adapters added, removed, re-optioned).
+		 * The metrics server reads the configuration: hold it meanwhile. */
+		cli_metrics_reload_begin(srv);
+		rc = cli_reload_config(ctx);
+		cli_metrics_reload_end(srv, ctx->cfg);
+		if (rc == 0) {
 			sto_db_close(db);
 			db = NULL;
 			if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
 				break;
 		}
 	}
+	atomic_store(&health.deliver, false);
 	printf("deliver: %" PRId64 " batches, %" PRId64 " events delivered, %" PRId64
 	       " deleted from staging, %" PRId64 " retries, %" PRId64 " quarantined\n",
 	       st.batches, st.events, st.deleted, st.retries, st.failed_events);
 	sto_db_close(db);
 	if (rc < 0)
-		return rc == -22 ? CLI_USAGE : CLI_RUNTIME;
-	return rc == 1 ? CLI_RUNTIME : CLI_OK;
+		rc = rc == -22 ? CLI_USAGE : CLI_RUNTIME;
+	else
+		rc = rc == 1 ? CLI_RUNTIME : CLI_OK;
+out:
+	cli_metrics_stop(srv);
+	cv_metrics_free(o.metrics);
+	return rc;
 }
 
 /* ---- run -------------------------------------------------------------------- */
@@ -174,15 +206,10 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	const char *listen = NULL;
 	pthread_t ing, dlv, ret;
 	bool ing_started, dlv_started, ret_started;
-	char err[512];
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--metrics") == 0 && i + 1 < argc) {
-			listen = argv[++i];
-		} else if (strncmp(argv[i], "--metrics=", 10) == 0) {
-			listen = argv[i] + 10;
-		} else {
+		if (!cli_metrics_arg(argc, argv, &i, &listen)) {
 			cli_error(ctx, "unknown argument %s (see chatvault run --help)", argv[i]);
 			return CLI_USAGE;
 		}
@@ -197,17 +224,13 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		return CLI_RUNTIME;
 	}
 	if (listen) {
+		const struct cli_metrics_opts mo = { .components = CLI_C_RUN,
+						     .pipeline_gauges = true };
+
 		s.metrics = cv_metrics_new_chatvault();
-		if (!s.metrics) {
-			cli_error(ctx, "metrics: out of memory");
-			return CLI_RUNTIME;
-		}
-		rc = cli_metrics_start(listen, ctx->cfg, s.metrics, &s.health, &srv, err,
-				       sizeof(err));
-		if (rc != 0) {
-			cli_error(ctx, "%s", err);
+		if ((rc = cli_metrics_serve(ctx, listen, s.metrics, &s.health, &mo, &srv)) != CLI_OK) {
 			cv_metrics_free(s.metrics);
-			return rc == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
+			return rc;
 		}
 	}
 	for (;;) {

@@ -47,18 +47,24 @@ static const struct command commands[] = {
 	  "1 when a line was invalid or an event could not be made durable.\n"
 	  "  --check       validate only; enqueue nothing\n"
 	  "  --acks FILE   append the id of each event to FILE once it is durable\n" },
-	{ "ingest", cmd_ingest, "ingest [--once]",
+	{ "ingest", cmd_ingest, "ingest [--once] [--metrics HOST:PORT]",
 	  "queue -> staging (PostgreSQL), exactly once",
 	  "Stages queued events into PostgreSQL in batches, quarantining invalid ones,\n"
 	  "committing queue positions with the rows.  Runs until SIGTERM (finishes the\n"
 	  "current batch, exits 0).\n"
-	  "  --once    drain what is queued, then exit\n" },
-	{ "deliver", cmd_deliver, "deliver [--once] [--adapter NAME]",
+	  "  --once               drain what is queued, then exit\n"
+	  "  --metrics HOST:PORT  serve GET /metrics and GET /healthz for this process\n"
+	  "                       (components db and ingest), e.g. 127.0.0.1:9188;\n"
+	  "                       metrics.listen is run's only (docs/OPERATIONS.md)\n" },
+	{ "deliver", cmd_deliver, "deliver [--once] [--adapter NAME] [--metrics HOST:PORT]",
 	  "staging -> adapters; delete what every required adapter acknowledged",
 	  "Runs the batch workers of every configured adapter (or only NAME) until\n"
 	  "SIGTERM.  Exit 1 with --once if an adapter kept failing.\n"
-	  "  --once          deliver what is staged, then exit\n"
-	  "  --adapter NAME  only this adapter instance\n" },
+	  "  --once               deliver what is staged, then exit\n"
+	  "  --adapter NAME       only this adapter instance\n"
+	  "  --metrics HOST:PORT  serve GET /metrics and GET /healthz for this process\n"
+	  "                       (components db and deliver), e.g. 127.0.0.1:9189;\n"
+	  "                       metrics.listen is run's only (docs/OPERATIONS.md)\n" },
 	{ "run", cmd_run, "run [--metrics HOST:PORT]",
 	  "ingest, deliver and the retention schedule in one process",
 	  "Runs the ingest consumer, the delivery workers and retention (first after\n"
@@ -159,7 +165,7 @@ static const struct command commands[] = {
 	  "user's staged events (as author or recipient) have their text and\n"
 	  "attachment names replaced by \"[erased]\", and exports leave the user out.\n"
 	  "Sealed archive bundles are not rewritten (see docs/RETENTION.md).\n" },
-	{ "chatd", cmd_chatd, "chatd",
+	{ "chatd", cmd_chatd, "chatd [--metrics HOST:PORT]",
 	  "the SIP chat and IM server (REGISTER, MESSAGE, provisioning, push)",
 	  "Serves SIP over UDP and TCP on chat.listen (default 127.0.0.1:5060) for\n"
 	  "chat.domain until SIGTERM or SIGINT: REGISTER with digest authentication\n"
@@ -169,7 +175,10 @@ static const struct command commands[] = {
 	  "acknowledged only once durable, SUBSCRIBE to vnd-microsoft-provisioning-v2,\n"
 	  "and push notifications (chat.push_url) for mobile-only recipients.\n"
 	  "SIGTERM ends every session (im.session.end \"shutdown\"), flushes the\n"
-	  "producer and exits 0.  See docs/CHAT.md.\n" },
+	  "producer and exits 0.  See docs/CHAT.md.\n"
+	  "  --metrics HOST:PORT  serve GET /metrics (chatvault_chat_* sessions,\n"
+	  "                       messages, refusals) and GET /healthz (the SIP loop\n"
+	  "                       runs), e.g. 127.0.0.1:9190 (docs/OPERATIONS.md)\n" },
 	{ "user", cmd_user, "user add|list|disable|enable|passwd ...",
 	  "chat and IM users of chatd (schema chat.users)",
 	  "add URI --password-file F [--no-chat] [--no-im]\n"

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "chat_metrics.h"
 #include "cv_metrics.h"
 
 static char *render(struct cv_metrics *m)
@@ -209,6 +210,36 @@ static void test_catalogue(void **state)
 	cv_metrics_free(m);
 }
 
+/* chatd's families: ids in enum order, the fixed series at 0, refusals by
+ * code created on first use, and the NULL registry of a chatd without
+ * --metrics doing nothing. */
+static void test_chat_catalogue(void **state)
+{
+	struct cv_metrics *m = chat_metrics_new();
+	char *s;
+
+	(void)state;
+	assert_non_null(m);
+	cv_metrics_set(m, CHAT_M_SESSIONS, NULL, 2);
+	cv_metrics_add(m, CHAT_M_MESSAGES, "im", 1);
+	cv_metrics_add(m, CHAT_M_REFUSALS, "403", 1);
+	cv_metrics_add(m, CHAT_M_REFUSALS, "403", 1);
+	cv_metrics_add(m, CHAT_M_PRODUCER_BUSY, NULL, 1);
+	cv_metrics_add(NULL, CHAT_M_REFUSALS, "404", 1);
+	s = render(m);
+	assert_non_null(strstr(s, "# TYPE chatvault_chat_sessions gauge\nchatvault_chat_sessions 2\n"));
+	assert_non_null(strstr(s, "chatvault_chat_channel_sessions 0\n"));
+	assert_non_null(strstr(s, "chatvault_chat_messages_total{kind=\"im\"} 1\n"
+				  "chatvault_chat_messages_total{kind=\"post\"} 0\n"));
+	assert_non_null(strstr(s, "# TYPE chatvault_chat_refusals_total counter\n"
+				  "chatvault_chat_refusals_total{code=\"403\"} 2\n"));
+	assert_null(strstr(s, "code=\"404\""));
+	assert_non_null(strstr(s, "chatvault_chat_producer_busy_total 1\n"));
+	assert_null(strstr(s, "chatvault_events_"));
+	free(s);
+	cv_metrics_free(m);
+}
+
 /* ---- concurrency ---------------------------------------------------------------- */
 
 #define THREADS 8
@@ -297,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_register_rejects),
 		cmocka_unit_test(test_catalogue),
+		cmocka_unit_test(test_chat_catalogue),
 		cmocka_unit_test(test_concurrent_exact),
 	};
 
