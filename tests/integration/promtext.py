@@ -1,5 +1,5 @@
 """promtext.py — a strict parser of the Prometheus text exposition format
-0.0.4 for the metrics tests (the same rules as t_metrics.sh's checker):
+0.0.4 for the metrics tests (t_metrics, t_metrics_workers, t_metrics_chatd):
 every sample after its family's TYPE, one TYPE per family, labels quoted
 and escaped as the format says.  promtool, when installed, checks too.
 

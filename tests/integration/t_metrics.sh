@@ -64,42 +64,11 @@ echo "scrape: $(( ($(date +%s%N) - t0) / 1000000 )) ms (python client included)"
 
 # Parse the exposition text strictly and check the numbers.
 cat > check_metrics.py <<'PY'
-import math, re, sys
-name_re = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
-sample_re = re.compile(r'^(%s)(?:\{(.*)\})? (\S+)$' % name_re)
-label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
-types, samples = {}, []
-for n, line in enumerate(open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1], 1):
-    if line.startswith("# HELP "):
-        continue
-    if line.startswith("# TYPE "):
-        _, _, name, typ = line.split(" ")
-        assert name not in types, "line %d: second TYPE for %s" % (n, name)
-        assert typ in ("counter", "gauge", "histogram"), line
-        types[name] = typ
-        continue
-    m = sample_re.match(line)
-    assert m, "line %d does not parse: %r" % (n, line)
-    name, lbl, val = m.groups()
-    labels = {}
-    if lbl:
-        pos = 0
-        while pos < len(lbl):
-            lm = label_re.match(lbl, pos)
-            assert lm, "line %d: bad labels %r" % (n, lbl)
-            labels[lm.group(1)] = lm.group(2)
-            pos = lm.end()
-            if pos < len(lbl):
-                assert lbl[pos] == ",", lbl
-                pos += 1
-    fam = re.sub(r'_(bucket|sum|count)$', '', name) if name not in types else name
-    assert fam in types, "line %d: %s before its TYPE" % (n, name)
-    samples.append((name, labels, float(val)))
-
-def get(name, **labels):
-    v = [s[2] for s in samples if s[0] == name and s[1] == labels]
-    assert len(v) == 1, "%s%r: %d samples" % (name, labels, len(v))
-    return v[0]
+import math, sys
+sys.path.insert(0, sys.argv[4])
+import promtext   # the strict parser the metrics tests share
+m = promtext.Scrape(sys.argv[1])
+samples, types, get = m.samples, m.types, m.get
 
 want = int(sys.argv[2]); db_up = sys.argv[3] == "1"
 assert get("chatvault_events_ingested_total") == want, get("chatvault_events_ingested_total")
@@ -131,7 +100,7 @@ for stage in ("ingest", "deliver"):
     assert get("chatvault_batch_duration_seconds_sum", stage=stage) >= 0
 print("metrics ok: %d samples, %d families" % (len(samples), len(types)))
 PY
-python3 check_metrics.py metrics.txt "$N" 1
+python3 check_metrics.py metrics.txt "$N" 1 "$REPO/tests/integration"
 if command -v promtool > /dev/null; then
 	promtool check metrics < metrics.txt || die "promtool rejects /metrics"
 else
@@ -176,11 +145,11 @@ grep -q "^database: .*not currently accepting connections" health.txt ||
 	die "503 reason does not name the database: $(cat health.txt)"
 [ "$(wc -l < health.txt)" -eq 1 ] || die "503 reason is not one line"
 expect_eq "$(fetch "$base/metrics" down.txt)" 200 "/metrics with the database down"
-python3 check_metrics.py down.txt "$N" 0
+python3 check_metrics.py down.txt "$N" 0 "$REPO/tests/integration"
 psql -XAtq -d postgres -c "ALTER DATABASE \"$db\" ALLOW_CONNECTIONS true"
 wait_for "/healthz 200 again" '[ "$(fetch "$base/healthz" health.txt)" = 200 ]' 120
 expect_eq "$(fetch "$base/metrics" up.txt)" 200 "/metrics after the database is back"
-python3 check_metrics.py up.txt "$N" 1
+python3 check_metrics.py up.txt "$N" 1 "$REPO/tests/integration"
 kill -TERM $pid
 set +e; wait $pid; rc=$?; set -e
 expect_eq "$rc" 0 "run exit status after SIGTERM"
