@@ -1,8 +1,9 @@
 #!/bin/sh
 # soak.sh — the whole pipeline under steady load for a bounded time, with
-# kill -9 of every worker and PostgreSQL restarts, then a drain and the
-# proof: every acknowledged id archived exactly once, verify clean, staging
-# empty, and no worker's memory growing.  Not part of `make check`
+# kill -9 of every worker (chatd included) and PostgreSQL restarts, then a
+# drain and the proof: every acknowledged id and every IM chatd answered 200
+# archived exactly once, verify clean, staging empty, and no worker's memory
+# growing.  Not part of `make check`
 # (`make soak`; docs/SOAK.md).
 #
 #   make soak [SOAK_SECONDS=300]
@@ -43,7 +44,27 @@
 #               (pg_ctlcluster stop -m fast
 #               or -m immediate in turn, then start) in the private
 #               pg_virtualenv cluster;
-#   sampler     VmRSS and RssAnon of ingest and deliver every SOAK_SAMPLE s.
+#   chatd       `chatvault chatd` (chatd.conf: cv.conf + its own producer
+#               server soak-chatd + chat { listen 127.0.0.1:<free port>;
+#               domain soak.test }), so its events go through the same spool,
+#               ingest and deliver; SOAK_CHAT_PAIRS sender/recipient users
+#               added before it starts.  Killed and restarted like ingest; a
+#               chatd that cannot start because PostgreSQL is restarting (it
+#               loads its users at start, then serves from that cache) is
+#               started again and counted;
+#   IM load     tests/soak/soak_chat.py (the UA of tools/demo_chat.py):
+#               each sender sends "soak-im K n" MESSAGEs, SOAK_CHAT_RATE a
+#               second in all, a new text per MESSAGE (never sent twice);
+#               200 → chat.acks; any other outcome (no answer, refused
+#               while chatd is dead, 480/401/503 after a restart) is
+#               counted and the sender signs in again and goes on;
+#               recipients answer the forwarded MESSAGEs;
+#   sampler     VmRSS and RssAnon of ingest, deliver and chatd every
+#               SOAK_SAMPLE s.
+#
+# chatd's proof: every text answered 200 is the text of exactly one archived
+# im.message, no text is archived twice (one never acknowledged — made
+# durable, its 200 lost to a kill — at most once), none that was not sent.
 #
 # Memory: a worker's RSS is judged per lifetime (the time between two
 # kills: a restart starts from zero).  After SOAK_WARMUP s the samples are
