@@ -42,8 +42,6 @@ demo_chat = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo_chat)
 UA, NoAnswer, Stats, rnd_hex = demo_chat.UA, demo_chat.NoAnswer, demo_chat.Stats, demo_chat.rnd_hex
 
-REFRESH = 3.0          # recipients sign in again this often (s)
-
 
 class SoakUA(UA):
     def __init__(self, *a):
@@ -83,6 +81,8 @@ def main():
     ap.add_argument("--password-file", required=True)
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--rate", type=float, default=20, help="MESSAGEs per second, all senders")
+    ap.add_argument("--refresh", type=float, default=3.0,
+                    help="recipients sign in again this often (s)")
     ap.add_argument("--stop", required=True)
     ap.add_argument("--sent", required=True)
     ap.add_argument("--acks", required=True)
@@ -123,7 +123,7 @@ def main():
         ua = SoakUA("recv%d" % k, password, a.domain, server, stats)
         ok, last, backoff = False, 0.0, 0.2
         while not stopped():
-            if not ok or need.is_set() or time.time() - last > REFRESH:
+            if not ok or need.is_set() or time.time() - last > a.refresh:
                 need.clear()
                 ok, last = sign_in(ua, "recipient"), time.time()
                 if not ok:
