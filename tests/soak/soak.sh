@@ -1,8 +1,9 @@
 #!/bin/sh
 # soak.sh — the whole pipeline under steady load for a bounded time, with
-# kill -9 of every worker and PostgreSQL restarts, then a drain and the
-# proof: every acknowledged id archived exactly once, verify clean, staging
-# empty, and no worker's memory growing.  Not part of `make check`
+# kill -9 of every worker (chatd included) and PostgreSQL restarts, then a
+# drain and the proof: every acknowledged id and every IM chatd answered 200
+# archived exactly once, verify clean, staging empty, and no worker's memory
+# growing.  Not part of `make check`
 # (`make soak`; docs/SOAK.md).
 #
 #   make soak [SOAK_SECONDS=300]
@@ -18,6 +19,9 @@
 #   SOAK_RETENTION    seconds between `chatvault retention` runs [15]
 #   SOAK_SAMPLE       RSS sampling period in seconds [1]
 #   SOAK_WARMUP       seconds of each worker lifetime not judged for RSS [10]
+#   SOAK_CHAT=0       leave chatd and its IM load out [1]
+#   SOAK_CHAT_RATE    IM MESSAGEs per second, all senders together [20]
+#   SOAK_CHAT_PAIRS   sender/recipient pairs of the IM load [4]
 #   SOAK_KEEP=1       keep the work directory even when everything passed
 #
 # Processes (each a separate `chatvault` process, as under systemd):
@@ -40,7 +44,27 @@
 #               (pg_ctlcluster stop -m fast
 #               or -m immediate in turn, then start) in the private
 #               pg_virtualenv cluster;
-#   sampler     VmRSS and RssAnon of ingest and deliver every SOAK_SAMPLE s.
+#   chatd       `chatvault chatd` (chatd.conf: cv.conf + its own producer
+#               server soak-chatd + chat { listen 127.0.0.1:<free port>;
+#               domain soak.test }), so its events go through the same spool,
+#               ingest and deliver; SOAK_CHAT_PAIRS sender/recipient users
+#               added before it starts.  Killed and restarted like ingest; a
+#               chatd that cannot start because PostgreSQL is restarting (it
+#               loads its users at start, then serves from that cache) is
+#               started again and counted;
+#   IM load     tests/soak/soak_chat.py (the UA of tools/demo_chat.py):
+#               each sender sends "soak-im K n" MESSAGEs, SOAK_CHAT_RATE a
+#               second in all, a new text per MESSAGE (never sent twice);
+#               200 → chat.acks; any other outcome (no answer, refused
+#               while chatd is dead, 480/401/503 after a restart) is
+#               counted and the sender signs in again and goes on;
+#               recipients answer the forwarded MESSAGEs;
+#   sampler     VmRSS and RssAnon of ingest, deliver and chatd every
+#               SOAK_SAMPLE s.
+#
+# chatd's proof: every text answered 200 is the text of exactly one archived
+# im.message, no text is archived twice (one never acknowledged — made
+# durable, its 200 lost to a kill — at most once), none that was not sent.
 #
 # Memory: a worker's RSS is judged per lifetime (the time between two
 # kills: a restart starts from zero).  After SOAK_WARMUP s the samples are
@@ -80,6 +104,9 @@ SOAK_DB_RESTART=${SOAK_DB_RESTART:-60}
 SOAK_RETENTION=${SOAK_RETENTION:-15}
 SOAK_SAMPLE=${SOAK_SAMPLE:-1}
 SOAK_WARMUP=${SOAK_WARMUP:-10}
+SOAK_CHAT=${SOAK_CHAT:-1}
+SOAK_CHAT_RATE=${SOAK_CHAT_RATE:-20}
+SOAK_CHAT_PAIRS=${SOAK_CHAT_PAIRS:-4}
 [ -x "$CHATVAULT" ] || { echo "soak: $CHATVAULT not built (make soak builds it)" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/cvsoak.XXXXXX)
@@ -112,6 +139,23 @@ adapters = (
 CONF
 cv migrate
 
+# ---- chatd: its own producer identity, a free port, users added before start ----
+if [ "$SOAK_CHAT" != 0 ]; then
+	chat_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	{
+		sed "s|^data_dir|producer = { server = \"soak-chatd\"; };\ndata_dir|" cv.conf
+		echo "chat = { listen = \"127.0.0.1:$chat_port\"; domain = \"soak.test\"; };"
+	} > chatd.conf
+	(umask 077; printf 'soak-pw\n' > chat.pw)
+	k=1
+	while [ $k -le "$SOAK_CHAT_PAIRS" ]; do
+		for u in send$k recv$k; do
+			"$CHATVAULT" -c chatd.conf user add "sip:$u@soak.test" --password-file chat.pw > /dev/null
+		done
+		k=$((k + 1))
+	done
+fi
+
 # ---- events: every id known before it is emitted ------------------------------
 per_producer=$((SOAK_RATE * (SOAK_SECONDS + 5)))
 say "generating $SOAK_PRODUCERS x $per_producer events"
@@ -142,13 +186,18 @@ producer() { # N: chunk k at start + k seconds (a late one catches up), until st
 	echo "$n $fails" > "producer.p$1.done"
 }
 
-# supervise NAME ARGS...: run `chatvault ARGS` until stop; kill -9 it after a
-# random SOAK_KILL_MIN..MAX s, restart it after a random 0.2-3 s.
+# supervise NAME CONF ARGS...: run `chatvault -c CONF ARGS` until stop; kill -9
+# it after a random SOAK_KILL_MIN..MAX s, restart it after a random 0.2-3 s.
+# chatd needs PostgreSQL to start (it loads its users, then serves from that
+# cache): a chatd that exits before "listening on" with a database error in
+# its log met a PostgreSQL restart and is started again after 1 s (counted);
+# any other worker that dies by itself fails the soak.
 supervise() {
-	name=$1; shift
-	kills=0
+	name=$1; conf=$2; shift 2
+	kills=0; dbstarts=0
 	while [ ! -f stop ]; do
-		"$CHATVAULT" -c "$work/cv.conf" "$@" >> "$name.log" 2>&1 &
+		: >> "$name.log"; off=$(wc -c < "$name.log")
+		"$CHATVAULT" -c "$conf" "$@" >> "$name.log" 2>&1 &
 		pid=$!
 		echo "$pid" > "$name.pid"
 		echo "$(date +%s) start $pid" >> "$name.events"
@@ -163,6 +212,15 @@ supervise() {
 		fi
 		if ! kill -0 "$pid" 2>/dev/null; then
 			rc=0; wait "$pid" || rc=$?
+			if [ "$name" = chatd ] && [ "$rc" -ne 0 ] &&
+			   ! tail -c +$((off + 1)) "$name.log" | grep -q "listening on" &&
+			   tail -c +$((off + 1)) "$name.log" | grep -qiE "connect|server closed|terminat|shut ?down|starting up|recovery|reset by peer"; then
+				dbstarts=$((dbstarts + 1))
+				echo "$(date +%s) dbstart $pid rc=$rc" >> "$name.events"
+				: > "$name.pid"
+				nap 1
+				continue
+			fi
 			echo "$name $pid died by itself (exit $rc) — see $name.log" >> failures
 		else
 			kill -9 "$pid" 2>/dev/null || true
@@ -176,11 +234,14 @@ supervise() {
 	done
 	: > "$name.pid"
 	echo "$kills" > "$name.kills"
+	echo "$dbstarts" > "$name.dbstarts"
 }
 
+workers="ingest deliver"
+[ "$SOAK_CHAT" = 0 ] || workers="$workers chatd"
 sampler() { # t name pid VmRSS_kib RssAnon_kib
 	while [ ! -f stop ]; do
-		for name in ingest deliver; do
+		for name in $workers; do
 			pid=$(cat "$name.pid" 2>/dev/null || true)
 			[ -n "$pid" ] || continue
 			awk -v t="$(date +%s.%N)" -v n="$name" -v p="$pid" \
@@ -237,15 +298,21 @@ retention_loop() {
 }
 
 : > failures
-say "load for ${SOAK_SECONDS}s: $SOAK_PRODUCERS producers x $SOAK_RATE events/s; work dir $work"
+say "load for ${SOAK_SECONDS}s: $SOAK_PRODUCERS producers x $SOAK_RATE events/s$( [ "$SOAK_CHAT" = 0 ] || echo ", chatd $SOAK_CHAT_RATE IM/s" ); work dir $work"
 pids=""
 p=1
 while [ $p -le "$SOAK_PRODUCERS" ]; do
 	producer $p & pids="$pids $!"
 	p=$((p + 1))
 done
-supervise ingest ingest & pids="$pids $!"
-supervise deliver deliver & pids="$pids $!"
+supervise ingest "$work/cv.conf" ingest & pids="$pids $!"
+supervise deliver "$work/cv.conf" deliver & pids="$pids $!"
+if [ "$SOAK_CHAT" != 0 ]; then
+	supervise chatd "$work/chatd.conf" chatd & pids="$pids $!"
+	python3 "$here/soak_chat.py" --server "127.0.0.1:$chat_port" --domain soak.test \
+		--password-file chat.pw --pairs "$SOAK_CHAT_PAIRS" --rate "$SOAK_CHAT_RATE" \
+		--stop stop --sent chat.sent --acks chat.acks > chat.json 2> chat.err & pids="$pids $!"
+fi
 sampler & pids="$pids $!"
 db_restarter & pids="$pids $!"
 retention_loop & pids="$pids $!"
@@ -275,17 +342,36 @@ say "checking"
 cat acks.p* | sort > acked.ids
 cat sent.p* | python3 -c 'import json,sys
 for l in sys.stdin: print(json.loads(l)["id"])' | sort > sent.ids
+# Every event's id to archived.ids; chatd's events (users @soak.test) apart:
+# their ids are chatd's own, so they are left out of the producers' id
+# checks (archived.pids); the text of each im.message to chat.archived, the
+# type of each to chat.types.
 for b in $(find var/archive -name '*.tar.zst' | sort); do
 	tar --zstd -xOf "$b" events.jsonl
 done | python3 -c 'import json,sys
-for l in sys.stdin: print(json.loads(l)["id"])' | sort > archived.ids
+ids, pids = open("archived.ids.u", "w"), open("archived.pids.u", "w")
+texts, types = open("chat.archived.u", "w"), open("chat.types", "w")
+for l in sys.stdin:
+    e = json.loads(l)
+    ids.write(e["id"] + "\n")
+    if str(e.get("user", "")).endswith("@soak.test"):
+        types.write(e["type"] + "\n")
+        if e["type"] == "im.message":
+            texts.write(e["text"] + "\n")
+    else:
+        pids.write(e["id"] + "\n")'
+sort archived.ids.u > archived.ids
+sort archived.pids.u > archived.pids
+sort chat.archived.u > chat.archived
+rm -f archived.ids.u archived.pids.u chat.archived.u
 emitted=$(wc -l < sent.ids)
 acked=$(wc -l < acked.ids)
 archived=$(wc -l < archived.ids)
+archived_p=$(wc -l < archived.pids)
 dups=$(uniq -d archived.ids | wc -l)
-missing=$(comm -23 acked.ids archived.ids | wc -l)
+missing=$(comm -23 acked.ids archived.pids | wc -l)
 unacked=$(comm -23 sent.ids acked.ids | wc -l)
-extra=$(sort -u archived.ids | comm -13 sent.ids - | wc -l)
+extra=$(sort -u archived.pids | comm -13 sent.ids - | wc -l)
 staged=$(q 'SELECT count(*) FROM chatvault.staged_events')
 quarantined=$(q 'SELECT count(*) FROM chatvault.quarantine')
 catalog=$(q "SELECT coalesce(sum(event_count), 0) FROM chatvault.batches WHERE adapter = 'archive' AND state = 'done' AND tombstone IS NULL")
@@ -316,7 +402,8 @@ stuck=$(cat ingest.log drain.log | grep -c "already at or past" || true)
 [ "$xml_msgs" -eq "$archived" ] || echo "xml adapter holds $xml_msgs messages, archive $archived" >> failures
 [ "$xml_dups" -eq 0 ] || echo "xml adapter holds $xml_dups staging ids more than once" >> failures
 
-python3 - "$SOAK_WARMUP" rss.samples > rss.table 2>> failures <<'PY' || echo "RSS grew (see the table)" >> failures
+touch rss.samples
+python3 - "$SOAK_WARMUP" rss.samples "$workers" > rss.table 2>> failures <<'PY' || echo "RSS grew (see the table)" >> failures
 import collections, statistics, sys
 warm = float(sys.argv[1])
 life = collections.OrderedDict()   # (name, pid) -> [(t, rss, anon)]
@@ -347,7 +434,7 @@ for (name, pid), s in life.items():
     if fail:
         print("RSS: %s pid %s RssAnon %d -> %d KiB (+%d KiB, +%.0f%%)"
               % (name, pid, first[1], last[1], grow, 100.0 * grow / first[1]), file=sys.stderr)
-for name in ("ingest", "deliver"):
+for name in sys.argv[3].split():
     lifetimes = sum(1 for k in life if k[0] == name)
     if name not in best:
         print("%s\t%d\t0\t-\t-\t-" % (name, lifetimes))
@@ -359,6 +446,30 @@ for name in ("ingest", "deliver"):
           first[1], last[1], "GREW" if fail else "ok (%ds judged, pid %s)" % (span, pid)))
 sys.exit(1 if bad else 0)
 PY
+
+# ---- chatd: every acknowledged text archived exactly once, no text twice ----
+if [ "$SOAK_CHAT" != 0 ]; then
+	touch chat.sent chat.acks
+	sort chat.sent > chat.sent.s
+	sort chat.acks > chat.acks.s
+	im_sent=$(wc -l < chat.sent.s)
+	im_acked=$(wc -l < chat.acks.s)
+	im_archived=$(wc -l < chat.archived)
+	im_missing=$(comm -23 chat.acks.s chat.archived | wc -l)
+	im_dups=$(uniq -d chat.archived | wc -l)
+	im_unacked_arch=$(sort -u chat.archived | comm -12 - chat.sent.s | comm -23 - chat.acks.s | wc -l)
+	im_extra=$(sort -u chat.archived | comm -23 - chat.sent.s | wc -l)
+	im_resent=$(uniq -d chat.sent.s | wc -l)
+	im_sessions=$(grep -cx 'im.session.start' chat.types || true)
+	im_ends=$(grep -cx 'im.session.end' chat.types || true)
+	[ "$im_missing" -eq 0 ] || echo "$im_missing acknowledged IM texts not archived (chat.acks, chat.archived)" >> failures
+	[ "$im_dups" -eq 0 ] || echo "$im_dups IM texts archived more than once" >> failures
+	[ "$im_extra" -eq 0 ] || echo "$im_extra archived IM texts that were never sent" >> failures
+	[ "$im_resent" -eq 0 ] || echo "soak_chat.py sent $im_resent texts twice (a soak bug)" >> failures
+	[ "$im_acked" -gt 0 ] || echo "no IM was acknowledged (chat.err, chatd.log)" >> failures
+	[ -s chat.json ] || echo "soak_chat.py printed no summary (chat.err)" >> failures
+	if grep -q Traceback chat.err 2>/dev/null; then echo "soak_chat.py raised (chat.err)" >> failures; fi
+fi
 
 # ---- summary ----------------------------------------------------------------------
 kills_i=$(cat ingest.kills 2>/dev/null || echo "?")
@@ -377,7 +488,7 @@ elapsed=$(( $(date +%s) - t_start ))
 	echo "chatvault soak: ${SOAK_SECONDS}s load, $SOAK_PRODUCERS producers x $SOAK_RATE events/s, ${elapsed}s in all"
 	printf '  %-34s %s\n' "emitted (ids sent to emit)" "$emitted"
 	printf '  %-34s %s\n' "acknowledged (emit --acks)" "$acked"
-	printf '  %-34s %s\n' "archived (ids in bundles)" "$archived"
+	printf '  %-34s %s\n' "archived (ids in bundles; all events)" "$archived_p ($archived)"
 	printf '  %-34s %s\n' "duplicates" "$dups"
 	printf '  %-34s %s\n' "missing (acknowledged, not archived)" "$missing"
 	printf '  %-34s %s\n' "xml adapter messages (duplicates)" "$xml_msgs ($xml_dups)"
@@ -385,6 +496,15 @@ elapsed=$(( $(date +%s) - t_start ))
 	printf '  %-34s %s\n' "ingest retries of staged records" "$stuck"
 	printf '  %-34s %s\n' "emit runs (failed)" "$emits ($emit_fails)"
 	printf '  %-34s %s\n' "kill -9: ingest / deliver" "$kills_i / $kills_d"
+	if [ "$SOAK_CHAT" != 0 ]; then
+		printf '  %-34s %s\n' "chat IMs sent / acked / archived" "$im_sent / $im_acked / $im_archived"
+		printf '  %-34s %s\n' "chat IMs acked, not archived" "$im_missing"
+		printf '  %-34s %s\n' "chat IMs archived twice (never sent)" "$im_dups ($im_extra)"
+		printf '  %-34s %s\n' "chat IMs archived, not acked" "$im_unacked_arch"
+		printf '  %-34s %s\n' "chat sessions started / ended" "$im_sessions / $im_ends"
+		printf '  %-34s %s\n' "kill -9: chatd (start met DB down)" "$(cat chatd.kills 2>/dev/null || echo '?') ($(cat chatd.dbstarts 2>/dev/null || echo '?'))"
+		printf '  %-34s %s\n' "chat load (soak_chat.py)" "$(cat chat.json 2>/dev/null)"
+	fi
 	printf '  %-34s %s\n' "PostgreSQL restarts" "$restarts"
 	printf '  %-34s %s\n' "retention runs ok / met DB restart" "$ret_ok / $ret_down"
 	printf '  %-34s %s\n' "verify" "$verdict"
