@@ -4,8 +4,8 @@
 # table: measure, ours, baseline, ratio = ours ÷ baseline, note).  For
 # throughput higher is better; for latency and memory lower is.
 #
-#   make bench          about 11-12 minutes on 2 cores (BIG=0: about 5-6)
-#   make bench-quick    QUICK=1: about 1-2 minutes, smaller counts
+#   make bench          about 14 minutes on 2 cores (BIG=0: about 8.5)
+#   make bench-quick    QUICK=1: about 1.5 minutes, smaller counts
 #
 # Sections (each figure the median of 3 runs unless the note says "once"):
 #   - ingest / end to end / deliver against raw COPY, zstd and a bare
