@@ -201,16 +201,6 @@ static bool utf8_valid(const char *s)
 	return true;
 }
 
-static bool is_sha256_hex(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[64] == '\0';
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -600,7 +590,7 @@ static enum adp_result analyse(const struct arc_state *st, struct adp_batch *b,
 	for (size_t i = 0; i < w->nfiles; i++) {
 		struct arc_file *af = &w->files[i];
 
-		if (!is_sha256_hex(af->sha256)) {
+		if (!cv_is_sha256_hex(af->sha256)) {
 			af->state = ARC_FILE_MISSING;
 			af->reason = "invalid sha256";
 		} else if (!st->attachments) {
@@ -1077,7 +1067,7 @@ static enum adp_result arc_deliver(void *state, struct adp_batch *b)
 			 b->chain_prev ? b->chain_prev : "");
 		return ADP_OK;
 	}
-	if (b->chain_prev && b->chain_prev[0] && !is_sha256_hex(b->chain_prev)) {
+	if (b->chain_prev && b->chain_prev[0] && !cv_is_sha256_hex(b->chain_prev)) {
 		set_reason(b, "archive: batch %" PRId64 ": chain_prev is not a sha256",
 			   b->batch_no);
 		return ADP_FAIL;

@@ -196,16 +196,6 @@ struct verify_ctx {
 	size_t errlen;
 };
 
-static bool is_hex64(const char *s, size_t n)
-{
-	if (n != 64)
-		return false;
-	for (size_t i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /* First chunk of a member: is it allowed here, in this order? */
 static int member_begin(struct verify_ctx *v, const char *name)
 {
@@ -231,7 +221,7 @@ static int member_begin(struct verify_ctx *v, const char *name)
 			return -EBADMSG;
 		}
 	} else if (strncmp(name, FILES_PREFIX, strlen(FILES_PREFIX)) == 0 &&
-		   is_hex64(name + strlen(FILES_PREFIX), strlen(name + strlen(FILES_PREFIX)))) {
+		   cv_is_sha256_hex(name + strlen(FILES_PREFIX))) {
 		/* Ascending, hence also unique. */
 		if (!prev || (strcmp(prev, EVENTS_NAME) != 0 && strcmp(prev, name) >= 0)) {
 			set_err(v->err, v->errlen, "bundle %s: member %s: out of order",
@@ -365,7 +355,7 @@ static int check_manifest(struct verify_ctx *v, json_t *m, struct adp_bundle_inf
 		BAD("bundle %s: member %s: bad adapter name", path, MANIFEST_NAME);
 	snprintf(info->adapter, sizeof(info->adapter), "%s", s);
 	s = man_str(m, "prev_manifest_sha256");
-	if (!s || (*s && !is_hex64(s, strlen(s))))
+	if (!s || (*s && !cv_is_sha256_hex(s)))
 		BAD("bundle %s: member %s: bad prev_manifest_sha256", path, MANIFEST_NAME);
 	snprintf(info->prev_manifest_sha256, sizeof(info->prev_manifest_sha256), "%s", s);
 	s = man_str(m, "min_ts");

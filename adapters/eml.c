@@ -462,18 +462,6 @@ struct att_set {
 	size_t cap;
 };
 
-static bool is_sha256_hex(const char *s)
-{
-	size_t i;
-
-	if (!s)
-		return false;
-	for (i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[64] == '\0';
-}
-
 static const struct att *atts_find(const struct att_set *as, const char *sha)
 {
 	for (size_t i = 0; i < as->n; i++)
@@ -522,7 +510,7 @@ static int atts_resolve(const struct eml_state *st, const struct adp_batch *b,
 			struct stat sb;
 			int rc;
 
-			if (!is_sha256_hex(sha) || atts_find(as, sha))
+			if (!cv_is_sha256_hex(sha) || atts_find(as, sha))
 				continue;
 			if (as->n == as->cap) {
 				size_t cap = as->cap ? as->cap * 2 : 8;
@@ -765,7 +753,7 @@ static int transcript_event(struct cv_buf *t, const struct eml_state *st,
 		if (!rc)
 			rc = cv_buf_printf(t, " (%" PRId64 " bytes, sha256 %s) - %s\n", file->size,
 					   file->sha256 ? file->sha256 : "none",
-					   att_note(is_sha256_hex(file->sha256) ?
+					   att_note(cv_is_sha256_hex(file->sha256) ?
 						    atts_find(as, file->sha256) : NULL,
 						    st, note, sizeof(note)));
 	}

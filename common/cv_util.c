@@ -329,6 +329,16 @@ void cv_mask_conninfo(const char *conninfo, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+bool cv_is_sha256_hex(const char *s)
+{
+	if (!s)
+		return false;
+	for (size_t i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[64] == '\0';
+}
+
 int cv_parse_i64(const char *s, int64_t *out)
 {
 	char *end;

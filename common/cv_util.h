@@ -25,6 +25,8 @@ void cv_sha256_free(struct cv_sha256 *h);
 /* SHA-256 of a whole file; 0 or negative errno. */
 int cv_sha256_file(const char *path, char out[CV_SHA256_HEX], uint64_t *size)
 	__attribute__((warn_unused_result));
+/* Is s a SHA-256 as we write it: exactly 64 lower-case hex digits?  NULL: no. */
+bool cv_is_sha256_hex(const char *s);
 
 /* Growable buffer. */
 struct cv_buf {

@@ -59,16 +59,6 @@ struct vbundle {
 	char man_sha[CV_SHA256_HEX];
 };
 
-static bool is_hex64(const char *s)
-{
-	if (strlen(s) != 64)
-		return false;
-	for (size_t i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /* "<adapter>-<16 digits>-<16 digits>.tar.zst": what the archive writes. */
 bool ret_vbundle_name(const char *base, char adapter[65], int64_t *first, int64_t *last)
 {
@@ -230,7 +220,7 @@ static struct ret_vitem *item_from_manifest(json_t *m, const char *path, const c
 	    strchr(ad, '/') || !json_is_integer(jb) || !json_is_integer(jf) ||
 	    !json_is_integer(jl) || json_integer_value(jb) < 1 ||
 	    json_integer_value(jf) > json_integer_value(jl) || !prev ||
-	    (*prev && !is_hex64(prev)))
+	    (*prev && !cv_is_sha256_hex(prev)))
 		return NULL;
 	it = calloc(1, sizeof(*it));
 	if (!it)

@@ -73,16 +73,6 @@ struct xctx {
 
 /* --- members -------------------------------------------------------------------- */
 
-static bool is_hex64(const char *s)
-{
-	if (strlen(s) != 64)
-		return false;
-	for (size_t i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /* "dir/<name>.ext" with a plain name: no further '/', no leading dot. */
 static bool plain_in(const char *name, const char *dir, const char *ext)
 {
@@ -143,7 +133,7 @@ static int member_begin(struct xctx *c, const char *name)
 			return -ENOMEM;
 		c->kind = k;
 		c->stage = XS_EVENTS;
-	} else if (strncmp(name, "files/", 6) == 0 && is_hex64(name + 6)) {
+	} else if (strncmp(name, "files/", 6) == 0 && cv_is_sha256_hex(name + 6)) {
 		c->cls = XC_FILE;
 		if (c->stage == XS_FILES && strcmp(name, c->last_file) <= 0)
 			why = "files/ not in ascending order";
@@ -349,7 +339,7 @@ static const char *type_error(json_t *v, enum jt t)
 		return json_is_integer(v) && json_integer_value(v) >= 0 ? NULL :
 		       "not a non-negative integer";
 	case JT_HEX:
-		return json_is_string(v) && is_hex64(json_string_value(v)) ? NULL :
+		return json_is_string(v) && cv_is_sha256_hex(json_string_value(v)) ? NULL :
 		       "not 64 lower-case hex digits";
 	case JT_OBJ:
 		return json_is_object(v) ? NULL : "not an object";

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cv_time.h"
+#include "cv_util.h"
 
 #define TOMB_SERVER_MAX 255   /* as source.server in ingest/event.c */
 
@@ -41,14 +42,6 @@ static int bad(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -EBADMSG;
-}
-
-static bool is_hex64(const char *s)
-{
-	for (size_t i = 0; i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[64] == '\0';
 }
 
 /* Instance names as the archive adapter accepts them in a file name. */
@@ -103,7 +96,7 @@ static int get_hash(json_t *o, const char *key, bool empty_ok, char out[65], cha
 
 	if (rc)
 		return rc;
-	if (!(empty_ok && !*s) && (strlen(s) != 64 || !is_hex64(s)))
+	if (!(empty_ok && !*s) && !cv_is_sha256_hex(s))
 		return bad(err, errlen, "key \"%s\": not 64 lower-case hex digits", key);
 	snprintf(out, 65, "%s", s);
 	return 0;
