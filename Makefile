@@ -50,8 +50,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 # ---- sources, by stage of the data flow -------------------------------------
 COMMON_SRCS   = common/cv_log.c common/cv_metrics.c common/cv_time.c common/cv_util.c
 CONF_SRCS     = conf/cfg.c conf/cfg_chat.c
-INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/queue.c ingest/producer.c \
-		ingest/consumer.c
+INGEST_SRCS   = ingest/event.c ingest/spool.c ingest/kafka.c ingest/kafka_lag.c ingest/queue.c \
+		ingest/producer.c ingest/consumer.c
 STORE_SRCS    = store/sto_db.c store/sto_migrate.c store/sto_stage.c
 ADAPTER_SRCS  = adapters/registry.c adapters/adp_common.c adapters/archive.c adapters/bundle.c \
 		adapters/xml.c adapters/jsonl.c adapters/eml.c

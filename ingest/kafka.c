@@ -39,11 +39,11 @@
  * partition, the offset after the last record it returned and drops
  * anything below it, so no fetch race can hand the caller a record twice.
  *
- * Lag (status, /metrics): ing_kafka_lag() measures it against the same
- * stored positions with a handle of its own that never joins the group;
- * the group's offsets in Kafka stay empty, so they are never consulted.
+ * Lag without a reader (status, /metrics): ing_kafka_lag(), kafka_lag.c,
+ * built with this file's ing_kafka_build_conf() (kafka_int.h).
  */
 #include "kafka.h"
+#include "kafka_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -163,11 +163,6 @@ enum cv_result ing_kafka_classify(rd_kafka_resp_err_t err)
 
 /* ---- configuration --------------------------------------------------------- */
 
-enum k_role {
-	K_PRODUCER,
-	K_CONSUMER,
-};
-
 static bool val_true(const char *v)
 {
 	/* librdkafka's own boolean spellings. */
@@ -239,14 +234,14 @@ static void opt_where(const struct cfg_opt *o, char *buf, size_t len)
  * Strip the role prefix: returns the librdkafka key for this role, or NULL
  * when the property belongs to the other role only.
  */
-static const char *prop_key_for(const char *key, enum k_role role)
+static const char *prop_key_for(const char *key, enum ing_kafka_role role)
 {
 	static const char pp[] = "producer.", cp[] = "consumer.";
 
 	if (strncmp(key, pp, sizeof(pp) - 1) == 0)
-		return role == K_PRODUCER ? key + sizeof(pp) - 1 : NULL;
+		return role == ING_KAFKA_PRODUCER ? key + sizeof(pp) - 1 : NULL;
 	if (strncmp(key, cp, sizeof(cp) - 1) == 0)
-		return role == K_CONSUMER ? key + sizeof(cp) - 1 : NULL;
+		return role == ING_KAFKA_CONSUMER ? key + sizeof(cp) - 1 : NULL;
 	return key;
 }
 
@@ -284,9 +279,9 @@ static int check_props(const struct cfg *cfg, char *err, size_t errlen)
 				 where, key);
 			return -EINVAL;
 		}
-		if (!prop_key_for(key, K_PRODUCER))
+		if (!prop_key_for(key, ING_KAFKA_PRODUCER))
 			key += strlen("consumer.");
-		else if (!prop_key_for(key, K_CONSUMER))
+		else if (!prop_key_for(key, ING_KAFKA_CONSUMER))
 			key += strlen("producer.");
 		for (size_t g = 0; g < sizeof(k_guards) / sizeof(k_guards[0]); g++) {
 			if (strcmp(key, k_guards[g].key) != 0 || k_guards[g].ok(val))
@@ -309,13 +304,9 @@ static void k_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
 	cv_log(l, KAFKA_COMP, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
 }
 
-/*
- * Build the configuration for one role: defaults, then the deployment's
- * properties.  On success *out owns a conf the caller must hand to
- * rd_kafka_new() or destroy.
- */
-static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t **out, char *err,
-		      size_t errlen)
+/* Defaults, then the deployment's properties (kafka_int.h). */
+int ing_kafka_build_conf(const struct cfg *cfg, enum ing_kafka_role role, rd_kafka_conf_t **out,
+			 char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = NULL;
 	char num[32];
@@ -331,7 +322,7 @@ static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t *
 		snprintf(err, errlen, "queue.kafka_topic: must not be empty");
 		return -EINVAL;
 	}
-	if (role == K_CONSUMER && (!cfg->queue.kafka_group || !*cfg->queue.kafka_group)) {
+	if (role == ING_KAFKA_CONSUMER && (!cfg->queue.kafka_group || !*cfg->queue.kafka_group)) {
 		snprintf(err, errlen, "queue.kafka_group: must not be empty");
 		return -EINVAL;
 	}
@@ -357,7 +348,7 @@ static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t *
 	rc = conf_set(conf, "bootstrap.servers", cfg->queue.kafka_brokers, NULL, err, errlen);
 	if (!rc)
 		rc = conf_set(conf, "message.max.bytes", num, NULL, err, errlen);
-	if (!rc && role == K_PRODUCER) {
+	if (!rc && role == ING_KAFKA_PRODUCER) {
 		rc = conf_set(conf, "client.id", "chatvault-producer", NULL, err, errlen);
 		if (!rc)
 			rc = conf_set(conf, "enable.idempotence", "true", NULL, err, errlen);
@@ -385,7 +376,7 @@ static int build_conf(const struct cfg *cfg, enum k_role role, rd_kafka_conf_t *
 			rc = conf_set(conf, "linger.ms", num, NULL, err, errlen);
 		}
 	}
-	if (!rc && role == K_CONSUMER) {
+	if (!rc && role == ING_KAFKA_CONSUMER) {
 		rc = conf_set(conf, "client.id", "chatvault-ingest", NULL, err, errlen);
 		if (!rc)
 			rc = conf_set(conf, "group.id", cfg->queue.kafka_group, NULL, err, errlen);
@@ -596,7 +587,7 @@ int ing_kafka_w_open(const struct cfg *cfg, struct ing_kafka_w **out, char *err,
 		goto out;
 	}
 	w->max_event_size = cfg->ingest.max_event_size > 0 ? cfg->ingest.max_event_size : 1048576;
-	rc = build_conf(cfg, K_PRODUCER, &w->tmpl, err, errlen);
+	rc = ing_kafka_build_conf(cfg, ING_KAFKA_PRODUCER, &w->tmpl, err, errlen);
 	if (rc)
 		goto out;
 	rd_kafka_conf_set_opaque(w->tmpl, w);
@@ -1079,7 +1070,7 @@ int ing_kafka_r_open(const struct cfg *cfg, ing_kafka_pos_fn pos_fn, void *pos_a
 	}
 	r->pos_fn = pos_fn;
 	r->pos_arg = pos_arg;
-	rc = build_conf(cfg, K_CONSUMER, &conf, err, errlen);
+	rc = ing_kafka_build_conf(cfg, ING_KAFKA_CONSUMER, &conf, err, errlen);
 	if (rc)
 		goto out;
 	rd_kafka_conf_set_opaque(conf, r);
@@ -1303,133 +1294,4 @@ int64_t ing_kafka_r_lag(struct ing_kafka_r *r)
 			lag += hi - pos;
 	}
 	return nact ? lag : -1;
-}
-
-/* ---- lag without a reader (status, /metrics) --------------------------------- */
-
-/* The probe's librdkafka log lines: whatever made it fail reaches the caller
- * as one line in err, so "connection refused" while the brokers are down is
- * debug detail here, not an error on the operator's terminal. */
-static void k_probe_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-	(void)level;
-	cv_log(CV_LOG_DEBUG, KAFKA_COMP, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
-}
-
-static int left_ms(int64_t deadline)
-{
-	int64_t left = deadline - mono_ms();
-
-	return left > 0 ? (int)left : 0;
-}
-
-int64_t ing_kafka_lag(const struct cfg *cfg, ing_kafka_pos_fn pos_fn, void *pos_arg,
-		      int timeout_ms, char *err, size_t errlen)
-{
-	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	const char *topic = cfg->queue.kafka_topic ? cfg->queue.kafka_topic : "";
-	rd_kafka_conf_t *conf = NULL;
-	rd_kafka_t *rk = NULL;
-	rd_kafka_topic_t *rkt = NULL;
-	const struct rd_kafka_metadata *md = NULL;
-	const rd_kafka_metadata_topic_t *mt;
-	rd_kafka_resp_err_t e;
-	char rkerr[512], *source = NULL;
-	int64_t lag = -1, sum = 0;
-
-	err[0] = '\0';
-	if (!pos_fn) {
-		snprintf(err, errlen, "kafka: lag needs a position lookup");
-		return -1;
-	}
-	if (asprintf(&source, "kafka:%s", topic) < 0) {
-		source = NULL;
-		snprintf(err, errlen, "kafka: out of memory");
-		return -1;
-	}
-	/* The reader's configuration (brokers, security, consumer.*), so the
-	 * probe reaches the cluster exactly as ingest does. */
-	if (build_conf(cfg, K_CONSUMER, &conf, err, errlen) != 0)
-		goto out;
-	rd_kafka_conf_set_log_cb(conf, k_probe_log_cb);
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rkerr, sizeof(rkerr));
-	if (!rk) {
-		snprintf(err, errlen, "kafka: consumer: %s", rkerr);
-		goto out;
-	}
-	conf = NULL; /* rd_kafka_new() succeeded: conf ownership transferred to rk */
-	/* No subscribe, no assign: the handle never joins the group, so the
-	 * running ingest sees no rebalance. */
-	rkt = rd_kafka_topic_new(rk, topic, NULL);
-	if (!rkt) {
-		snprintf(err, errlen, "kafka: topic %s: %s", topic,
-			 rd_kafka_err2str(rd_kafka_last_error()));
-		goto out;
-	}
-	e = rd_kafka_metadata(rk, 0, rkt, &md, left_ms(deadline));
-	if (e) {
-		md = NULL;
-		snprintf(err, errlen, "kafka: metadata of topic %s within %d ms: %s", topic,
-			 timeout_ms, rd_kafka_err2str(e));
-		goto out;
-	}
-	if (md->topic_cnt != 1) {
-		snprintf(err, errlen, "kafka: metadata of topic %s: %d topics in the answer", topic,
-			 md->topic_cnt);
-		goto out;
-	}
-	mt = &md->topics[0];
-	if (mt->err || mt->partition_cnt <= 0) {
-		snprintf(err, errlen, "kafka: topic %s: %s", topic,
-			 mt->err ? rd_kafka_err2str(mt->err) : "no partitions");
-		goto out;
-	}
-	for (int i = 0; i < mt->partition_cnt; i++) {
-		int32_t p = mt->partitions[i].id;
-		int64_t pos = -1, next, lo = -1, hi = -1;
-		int rc;
-
-		/* The stored position first, the watermarks after: the high
-		 * watermark then is at least the stored position + 1 unless
-		 * records were deleted, so the difference is not understated. */
-		rc = pos_fn(pos_arg, source, p, &pos);
-		if (rc < 0) {
-			snprintf(err, errlen, "%s [%" PRId32 "]: stored position unavailable",
-				 source, p);
-			goto out;
-		}
-		if (left_ms(deadline) <= 0) {
-			snprintf(err, errlen, "kafka: lag of topic %s: no answer within %d ms", topic,
-				 timeout_ms);
-			goto out;
-		}
-		e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, left_ms(deadline));
-		if (e) {
-			snprintf(err, errlen, "kafka: watermarks of %s [%" PRId32 "]: %s", topic, p,
-				 rd_kafka_err2str(e));
-			goto out;
-		}
-		/* Nothing stored: ingest starts at the beginning.  Stored below
-		 * the low watermark: those records are gone (kr_note_gap says
-		 * so when the reader meets the jump) and no longer wait. */
-		next = rc == 0 ? pos + 1 : lo;
-		if (next < lo)
-			next = lo;
-		if (hi > next)
-			sum += hi - next;
-	}
-	lag = sum;
-out:
-	if (md)
-		rd_kafka_metadata_destroy(md);
-	if (rkt)
-		rd_kafka_topic_destroy(rkt);
-	if (rk)
-		/* Never subscribed: nothing to leave, and no waiting for a
-		 * coordinator that may be unreachable. */
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	if (conf)
-		rd_kafka_conf_destroy(conf);
-	free(source);
-	return lag;
 }

@@ -62,7 +62,7 @@ enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, siz
 int64_t ing_kafka_r_lag(struct ing_kafka_r *r);
 
 /*
- * The consumer lag of queue.kafka_topic without a reader (status, the
+ * The consumer lag of queue.kafka_topic without a reader (kafka_lag.c; status, the
  * /metrics scrape): the sum over every partition of the high watermark
  * minus the next offset ingest will stage.
  *
