@@ -52,9 +52,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "cv_log.h"
+#include "cv_time.h"
 
 #define KAFKA_COMP "kafka"
 
@@ -69,14 +69,6 @@
 #define KR_WMARK_TIMEOUT_MS 1000
 /* Poll slice while the producer queue is full or old records are in flight. */
 #define KW_POLL_SLICE_MS 10
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- classification -------------------------------------------------------- */
 
@@ -633,7 +625,7 @@ static rd_kafka_resp_err_t kw_produce(struct ing_kafka_w *w, const struct ing_qr
 				      RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			return e;
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - cv_time_mono_ms();
 		if (left <= 0)
 			return e;
 		/* Serving delivery reports is what frees queue space. */
@@ -643,7 +635,7 @@ static rd_kafka_resp_err_t kw_produce(struct ing_kafka_w *w, const struct ing_qr
 
 int ing_kafka_w_write(struct ing_kafka_w *w, struct ing_qrec *recs, size_t n, int timeout_ms)
 {
-	int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = cv_time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	struct kw_batch *b = NULL;
 	size_t i, nfail = 0;
 	int rc = 0, first_other = 0;
@@ -704,7 +696,7 @@ int ing_kafka_w_write(struct ing_kafka_w *w, struct ing_qrec *recs, size_t n, in
 	/* Wait for every report (flush ignores linger.ms).  Older orphans keep
 	 * the out-queue non-empty, so then poll in slices and check ours. */
 	while (b->pending > 0) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - cv_time_mono_ms();
 
 		if (left <= 0)
 			break;
@@ -909,7 +901,7 @@ static void kr_on_assign(struct ing_kafka_r *r, rd_kafka_t *rk,
 				kr_set_state(r, kp, KR_PENDING);
 			}
 			rd_kafka_topic_partition_list_add(paused, tp->topic, tp->partition);
-			r->retry_at = mono_ms() + KR_PENDING_RETRY_MS;
+			r->retry_at = cv_time_mono_ms() + KR_PENDING_RETRY_MS;
 		}
 	}
 	if (coop)
@@ -998,9 +990,9 @@ static void kr_retry_pending(struct ing_kafka_r *r)
 	rd_kafka_topic_partition_list_t *seek = NULL, *resume = NULL;
 	rd_kafka_error_t *error;
 
-	if (r->npending == 0 || mono_ms() < r->retry_at)
+	if (r->npending == 0 || cv_time_mono_ms() < r->retry_at)
 		return;
-	r->retry_at = mono_ms() + KR_PENDING_RETRY_MS;
+	r->retry_at = cv_time_mono_ms() + KR_PENDING_RETRY_MS;
 	seek = rd_kafka_topic_partition_list_new((int)r->npending);
 	resume = rd_kafka_topic_partition_list_new((int)r->npending);
 	if (!seek || !resume)
@@ -1168,7 +1160,7 @@ static void kr_note_gap(const struct ing_kafka_r *r, const rd_kafka_message_t *r
 enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, size_t max_records,
 				size_t max_bytes, int max_wait_ms, char *err, size_t errlen)
 {
-	int64_t deadline = mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+	int64_t deadline = cv_time_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
 	size_t bytes = 0;
 
 	b->n = 0;
@@ -1187,7 +1179,7 @@ enum cv_result ing_kafka_r_read(struct ing_kafka_r *r, struct ing_qbatch *b, siz
 
 	while (b->n < max_records) {
 		rd_kafka_message_t *rkm;
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - cv_time_mono_ms();
 
 		if (r->carry) {
 			rkm = r->carry;
