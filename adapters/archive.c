@@ -32,6 +32,7 @@
  * a field the manifest lists), blaming that event.
  */
 #include "builtin.h"
+#include "bundle.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -611,23 +612,6 @@ out:
 
 /* --- manifest ------------------------------------------------------------- */
 
-static json_t *str_array(const char **v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
-static json_t *member_obj(const char *hash, int64_t size)
-{
-	return json_pack("{s:s, s:I}", "sha256", hash, "size", (json_int_t)size);
-}
-
 /* The manifest text (malloc'd, ends with "\n"), or NULL on out of memory. */
 static char *build_manifest(const struct arc_state *st, const struct adp_batch *b,
 			    const struct arc_work *w, size_t *len)
@@ -664,8 +648,8 @@ static char *build_manifest(const struct arc_state *st, const struct adp_batch *
 	bad |= json_object_set_new(m, "event_count", json_integer((json_int_t)b->nevents));
 	bad |= json_object_set_new(m, "min_ts", json_string(min_ts));
 	bad |= json_object_set_new(m, "max_ts", json_string(max_ts));
-	bad |= json_object_set_new(m, "rooms", str_array(w->rooms, w->nrooms));
-	bad |= json_object_set_new(m, "users", str_array(w->users, w->nusers));
+	bad |= json_object_set_new(m, "rooms", adp_bundle_str_array(w->rooms, w->nrooms));
+	bad |= json_object_set_new(m, "users", adp_bundle_str_array(w->users, w->nusers));
 	bad |= json_object_set_new(m, "prev_manifest_sha256",
 				   json_string(b->chain_prev ? b->chain_prev : ""));
 	if (bad)
@@ -696,7 +680,7 @@ static char *build_manifest(const struct arc_state *st, const struct adp_batch *
 			goto out;
 	}
 	if (json_object_set_new(members, "events.jsonl",
-				member_obj(w->events_hash, (int64_t)w->events_size)) != 0)
+				adp_bundle_member_json(w->events_hash, (int64_t)w->events_size)) != 0)
 		goto out;
 	for (size_t i = 0; i < w->nfiles; i++) {
 		const struct arc_file *af = &w->files[i];
@@ -710,7 +694,7 @@ static char *build_manifest(const struct arc_state *st, const struct adp_batch *
 			continue;
 		}
 		snprintf(key, sizeof(key), "files/%s", af->sha256);
-		if (json_object_set_new(members, key, member_obj(af->hash, af->size)) != 0)
+		if (json_object_set_new(members, key, adp_bundle_member_json(af->hash, af->size)) != 0)
 			goto out;
 	}
 	text = json_dumps(m, JSON_SORT_KEYS | JSON_INDENT(2));
@@ -734,28 +718,6 @@ out:
 enum {
 	ARC_RESTART = 1,     /* an attachment failed its hash: write again */
 };
-
-static int tar_header(struct archive *a, const char *name, int64_t size, time_t mtime)
-{
-	struct archive_entry *e = archive_entry_new();
-	int r;
-
-	if (!e)
-		return -ENOMEM;
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0444);
-	archive_entry_set_size(e, size);
-	archive_entry_set_mtime(e, mtime, 0);
-	archive_entry_set_uid(e, 0);
-	archive_entry_set_gid(e, 0);
-	archive_entry_set_uname(e, "");
-	archive_entry_set_gname(e, "");
-	r = archive_write_header(a, e);
-	archive_entry_free(e);
-	/* A warning means libarchive altered something: not reproducible. */
-	return r == ARCHIVE_OK ? 0 : -EIO;
-}
 
 static int tar_data(struct archive *a, const void *p, size_t n)
 {
@@ -784,7 +746,7 @@ static int write_events(struct arc_state *st, struct adp_batch *b, struct arc_wo
 	size_t fill = 0;
 	int rc;
 
-	rc = tar_header(a, "events.jsonl", (int64_t)w->events_size, mtime);
+	rc = adp_bundle_tar_header(a, "events.jsonl", (int64_t)w->events_size, mtime);
 	if (rc)
 		return rc;
 	/* Coalesce lines into ARC_BUFSZ chunks: one libarchive call per line
@@ -857,7 +819,7 @@ static int write_file(struct arc_state *st, struct adp_batch *b, struct arc_work
 		goto out;
 	}
 	snprintf(name, sizeof(name), "files/%s", af->sha256);
-	if ((rc = tar_header(a, name, (int64_t)sb.st_size, mtime)) != 0)
+	if ((rc = adp_bundle_tar_header(a, name, (int64_t)sb.st_size, mtime)) != 0)
 		goto la_fail;
 	af->size = (int64_t)sb.st_size;
 	for (left = af->size; left > 0;) {
@@ -958,7 +920,7 @@ static int write_bundle(struct arc_state *st, struct adp_batch *b, struct arc_wo
 		set_reason(b, "archive: %s: out of memory building manifest", w->tmp);
 		goto fail;
 	}
-	if (tar_header(a, "manifest.json", (int64_t)man_len, mtime) != 0 ||
+	if (adp_bundle_tar_header(a, "manifest.json", (int64_t)man_len, mtime) != 0 ||
 	    tar_data(a, man, man_len) != 0 || archive_write_close(a) != ARCHIVE_OK)
 		goto la_fail;
 	archive_write_free(a);

@@ -523,3 +523,44 @@ int adp_bundle_verify(const char *path, char manifest_sha256_out[65],
 		snprintf(manifest_sha256_out, 65, "%s", rc == 0 ? info.manifest_sha256 : "");
 	return rc;
 }
+
+/* --- writing ---------------------------------------------------------------- */
+
+int adp_bundle_tar_header(struct archive *a, const char *name, int64_t size, time_t mtime)
+{
+	struct archive_entry *e = archive_entry_new();
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0444);
+	archive_entry_set_size(e, size);
+	archive_entry_set_mtime(e, mtime, 0);
+	archive_entry_set_uid(e, 0);
+	archive_entry_set_gid(e, 0);
+	archive_entry_set_uname(e, "");
+	archive_entry_set_gname(e, "");
+	r = archive_write_header(a, e);
+	archive_entry_free(e);
+	/* A warning means libarchive altered something: not reproducible. */
+	return r == ARCHIVE_OK ? 0 : -EIO;
+}
+
+json_t *adp_bundle_str_array(const char **v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		if (json_array_append_new(a, json_string(v[i])) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+json_t *adp_bundle_member_json(const char *hash, int64_t size)
+{
+	return json_pack("{s:s, s:I}", "sha256", hash, "size", (json_int_t)size);
+}

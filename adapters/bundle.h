@@ -14,6 +14,10 @@
  * line that names the bundle and, where there is one, the member:
  *     "bundle X: member events.jsonl: sha256 mismatch (manifest …, actual …)"
  * Thread-safe: no shared state.
+ *
+ * Also the few pieces of writing that the bundle writer (archive.c) and the
+ * export package (retention/ret_export_pkg.c), which follows the same tar
+ * and manifest conventions, share.
  */
 #ifndef ADP_BUNDLE_H
 #define ADP_BUNDLE_H
@@ -21,6 +25,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+struct archive;
 
 #define ADP_BUNDLE_FORMAT "chatvault-bundle/1"
 #define ADP_BUNDLE_CHUNK (64 * 1024)  /* largest data chunk handed to a callback */
@@ -105,5 +114,17 @@ int adp_bundle_verify_ex(const char *path, const struct adp_bundle_hooks *hooks,
 /* adp_bundle_verify_info() returning just the manifest hash. */
 int adp_bundle_verify(const char *path, char manifest_sha256_out[65],
 		      char *err, size_t errlen);
+
+/* --- writing ---------------------------------------------------------------- */
+
+/* A regular-file member header: mode 0444, owner 0 with empty names, the
+ * given mtime.  0, -ENOMEM, or -EIO (libarchive failed, or warned that it
+ * altered something: not reproducible; archive_error_string() says why). */
+int adp_bundle_tar_header(struct archive *a, const char *name, int64_t size, time_t mtime)
+	__attribute__((warn_unused_result));
+/* A JSON array of the strings, or NULL on out of memory. */
+json_t *adp_bundle_str_array(const char **v, size_t n);
+/* A manifest "members" entry {"sha256": hash, "size": size}, or NULL. */
+json_t *adp_bundle_member_json(const char *hash, int64_t size);
 
 #endif

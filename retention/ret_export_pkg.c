@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include <archive.h>
-#include <archive_entry.h>
 
 #define PKG_BUFSZ (256 * 1024)
 #define PKG_ZSTD_LEVEL "3"
@@ -154,25 +153,13 @@ static int pkg_la_fail(struct pkg *p, const char *what)
 
 static int pkg_header(struct pkg *p, const char *name, int64_t size)
 {
-	struct archive_entry *e = archive_entry_new();
-	int r;
+	int rc = adp_bundle_tar_header(p->a, name, size, p->mtime);
 
-	if (!e) {
+	if (rc == -ENOMEM) {
 		ret_export_fail(p->j, "out of memory");
-		return -ENOMEM;
+		return rc;
 	}
-	archive_entry_set_pathname(e, name);
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_perm(e, 0444);
-	archive_entry_set_size(e, size);
-	archive_entry_set_mtime(e, p->mtime, 0);
-	archive_entry_set_uid(e, 0);
-	archive_entry_set_gid(e, 0);
-	archive_entry_set_uname(e, "");
-	archive_entry_set_gname(e, "");
-	r = archive_write_header(p->a, e);
-	archive_entry_free(e);
-	return r == ARCHIVE_OK ? 0 : pkg_la_fail(p, name);
+	return rc ? pkg_la_fail(p, name) : 0;
 }
 
 static int pkg_data(struct pkg *p, const char *name, const void *buf, size_t n)
@@ -184,9 +171,7 @@ static int pkg_data(struct pkg *p, const char *name, const void *buf, size_t n)
 
 static int pkg_member_done(struct pkg *p, const char *name, const char *sha, int64_t size)
 {
-	json_t *o = json_pack("{s:s, s:I}", "sha256", sha, "size", (json_int_t)size);
-
-	if (json_object_set_new(p->members, name, o) != 0) {
+	if (json_object_set_new(p->members, name, adp_bundle_member_json(sha, size)) != 0) {
 		ret_export_fail(p->j, "out of memory");
 		return -ENOMEM;
 	}
@@ -312,23 +297,11 @@ out:
 
 /* --- README.txt and manifest.json --------------------------------------------- */
 
-static json_t *str_list(const char **v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-	return a;
-}
-
 json_t *ret_export_query_json(const struct ret_export_job *j)
 {
 	return json_pack("{s:s, s:s, s:o, s:o, s:s}", "from", j->from_s, "to", j->to_s,
-			 "rooms", str_list(j->rooms, j->nrooms), "users",
-			 str_list(j->users, j->nusers), "format", j->format_name);
+			 "rooms", adp_bundle_str_array(j->rooms, j->nrooms), "users",
+			 adp_bundle_str_array(j->users, j->nusers), "format", j->format_name);
 }
 
 json_t *ret_export_counts_json(const struct ret_export_job *j)
