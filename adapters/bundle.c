@@ -25,9 +25,6 @@
 #define MANIFEST_NAME "manifest.json"
 #define EVENTS_NAME "events.jsonl"
 #define FILES_PREFIX "files/"
-/* The writer's manifest is ~150 bytes per attachment plus the rooms and
- * users; anything past this is not one of ours and is not loaded. */
-#define MANIFEST_MAX (64 * 1024 * 1024)
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -301,9 +298,10 @@ static int verify_cb(void *arg, const struct adp_bundle_chunk *c)
 		if (v->hooks && v->hooks->events)
 			return v->hooks->events(v->hooks->arg, c->data, c->len);
 	} else if (v->is_manifest) {
-		if (c->size > MANIFEST_MAX) {
+		if (c->size > ADP_BUNDLE_MANIFEST_MAX) {
 			set_err(v->err, v->errlen, "bundle %s: member %s: %" PRId64
-				" bytes, limit %d", v->path, c->name, c->size, MANIFEST_MAX);
+				" bytes, limit %d", v->path, c->name, c->size,
+				ADP_BUNDLE_MANIFEST_MAX);
 			return -EBADMSG;
 		}
 		if (cv_buf_append(&v->manifest, c->data, c->len) != 0) {

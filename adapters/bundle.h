@@ -33,6 +33,9 @@ struct archive;
 
 #define ADP_BUNDLE_FORMAT "chatvault-bundle/1"
 #define ADP_BUNDLE_CHUNK (64 * 1024)  /* largest data chunk handed to a callback */
+/* Largest manifest.json a reader loads: the writer's is ~150 bytes per
+ * attachment plus the rooms and users; anything past this is not ours. */
+#define ADP_BUNDLE_MANIFEST_MAX (64 * 1024 * 1024)
 
 /*
  * One call of the member callback.  Every member produces one or more data

@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RX_MANIFEST_MAX (64 * 1024 * 1024)   /* as adapters/bundle.c */
 #define RX_POLL_LINES 4096                    /* lines between stop/progress polls */
 
 /* --- reading one bundle --------------------------------------------------- */
@@ -194,9 +193,9 @@ static int member_begin(struct rx_bundle *b, const struct adp_bundle_chunk *c)
 		return 0;
 	}
 	if (strcmp(c->name, "manifest.json") == 0 && !b->have_manifest) {
-		if (c->size > RX_MANIFEST_MAX)
+		if (c->size > ADP_BUNDLE_MANIFEST_MAX)
 			return rx_bad(b, -EBADMSG, "manifest.json: %" PRId64 " bytes, limit %d",
-				      c->size, RX_MANIFEST_MAX);
+				      c->size, ADP_BUNDLE_MANIFEST_MAX);
 		b->kind = RX_MANIFEST;
 		return 0;
 	}
