@@ -217,7 +217,7 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	struct im_wait *w = NULL;
 	char from[CHAT_URI_MAX], to[CHAT_URI_MAX], err[ING_EVENT_ERRLEN];
 	size_t blen = mbuf_get_left(msg->mb);
-	bool any;
+	bool any, reachable;
 	int rc;
 
 	if (chat_aor_of(&msg->from.uri, from, sizeof(from)) != 0) {
@@ -247,7 +247,8 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 		reply(s, NULL, msg, 400, "Bad Message Body", "empty body or NUL byte in it");
 		return true;
 	}
-	if (!has_reachable(s, chat_reg_find(s, to), &any) && !any) {
+	reachable = has_reachable(s, chat_reg_find(s, to), &any);
+	if (!reachable && !any) {
 		reply(s, NULL, msg, 480, "Temporarily Unavailable", "recipient not registered");
 		return true;
 	}
@@ -259,7 +260,7 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	memcpy(w->text, mbuf_buf(msg->mb), blen);
 	w->text[blen] = '\0';
 	w->s = s;
-	w->push = !has_reachable(s, chat_reg_find(s, to), &any);
+	w->push = !reachable;
 	snprintf(w->from, sizeof(w->from), "%s", from);
 	snprintf(w->to, sizeof(w->to), "%s", to);
 	rc = chat_emit(s, ING_EV_IM_MESSAGE, from, to, w->text, im_durable, w, err, sizeof(err));
