@@ -331,7 +331,6 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 		return;
 	}
 	if (c->s->stopping || saturated(c)) {
-		c->stats_busy++;
 		if (!c->s->stopping)
 			cv_metrics_add(c->s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
 		chat_reply_retry(c->s, NULL, msg, "Service Unavailable", RETRY_AFTER,
@@ -352,7 +351,6 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 		rc = chan_cmd_submit(cs, &m);
 		if (rc == 0)
 			return;
-		c->stats_busy++;
 		snprintf(err, sizeof(err), "%s", rc == -EBUSY ? "store queue full" : strerror(-rc));
 		rc = rc == -EBUSY ? 503 : 500;
 	} else if (rc < 0) {
