@@ -302,18 +302,6 @@ static void estab_h(const struct sip_msg *msg, void *arg)
 	cv_debug(COMP, "session of %s established", cs->user);
 }
 
-static void reply_status(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
-			 const char *reason, const char *why)
-{
-	chat_log_refusal(s, msg, code, why);
-	if (code == 503)
-		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason,
-				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER);
-	else
-		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason,
-				  "Content-Length: 0\r\n\r\n");
-}
-
 /* Too much waiting already: the client is told to retry (SIP 503). */
 static bool saturated(struct chat_chan *c)
 {
@@ -332,20 +320,20 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 
 	(void)sip;
 	if (cs->closed) {
-		reply_status(c->s, msg, 481, "Call Does Not Exist", "session ended");
+		chat_reply(c->s, NULL, msg, 481, "Call Does Not Exist", "session ended");
 		return;
 	}
 	idle_restart(cs);
 	if (pl_strcasecmp(&msg->ctyp.type, "text") != 0 ||
 	    pl_strcasecmp(&msg->ctyp.subtype, "plain") != 0) {
-		reply_status(c->s, msg, 415, "Unsupported Media Type", "INFO body not text/plain");
+		chat_reply(c->s, NULL, msg, 415, "Unsupported Media Type",
+			   "INFO body not text/plain");
 		return;
 	}
 	if (c->s->stopping || saturated(c)) {
-		c->stats_busy++;
 		if (!c->s->stopping)
 			cv_metrics_add(c->s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
-		reply_status(c->s, msg, 503, "Service Unavailable",
+		chat_reply_retry(c->s, NULL, msg, "Service Unavailable", RETRY_AFTER,
 			     c->s->stopping ? "shutting down" : "store queue or producer saturated");
 		return;
 	}
@@ -363,7 +351,6 @@ static void info_h(struct sip *sip, const struct sip_msg *msg, void *arg)
 		rc = chan_cmd_submit(cs, &m);
 		if (rc == 0)
 			return;
-		c->stats_busy++;
 		snprintf(err, sizeof(err), "%s", rc == -EBUSY ? "store queue full" : strerror(-rc));
 		rc = rc == -EBUSY ? 503 : 500;
 	} else if (rc < 0) {
@@ -468,20 +455,22 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 	int which = service_of(c, msg), err;
 
 	if (s->stopping) {
-		reply_status(s, msg, 503, "Service Unavailable", "shutting down");
+		chat_reply_retry(s, NULL, msg, "Service Unavailable", RETRY_AFTER, "shutting down");
 		return;
 	}
 	if (which < 0) {
-		reply_status(s, msg, 404, "Not Found", "INVITE to no service of ours");
+		chat_reply(s, NULL, msg, 404, "Not Found", "INVITE to no service of ours");
 		return;
 	}
 	if (chat_aor_of(&msg->from.uri, from, sizeof(from)) != 0 || !chat_reg_flow_ok(s, from, msg)) {
-		reply_status(s, msg, 403, "Not Registered", "caller not registered from this address");
+		chat_reply(s, NULL, msg, 403, "Not Registered",
+			   "caller not registered from this address");
 		return;
 	}
 	u = chat_users_find(s->users, from);
 	if (!u || u->disabled || !u->chat_enabled) {
-		reply_status(s, msg, 403, "Persistent Chat Not Enabled", "caller may not use persistent chat");
+		chat_reply(s, NULL, msg, 403, "Persistent Chat Not Enabled",
+			   "caller may not use persistent chat");
 		return;
 	}
 	svc = which ? c->cfg->chat.channel_uris[which - 1] : c->lookup_uri;
@@ -491,7 +480,7 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 	if (!cs || !sdp ||
 	    mbuf_printf(sdp, "v=0\r\no=- 0 0 IN IP4 %j\r\ns=session\r\nc=IN IP4 %j\r\nt=0 0\r\n"
 			"m=message %u sip null\r\n", &msg->dst, &msg->dst, sa_port(&msg->dst)) != 0) {
-		reply_status(s, msg, 500, "Server Internal Error", "out of memory");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
 		goto out;
 	}
 	sdp->pos = 0;
@@ -506,7 +495,7 @@ static void conn_h(const struct sip_msg *msg, void *arg)
 			     NULL, NULL, false, NULL, NULL, estab_h, info_h, NULL, close_h, cs,
 			     "Allow: INVITE, ACK, BYE, CANCEL, INFO\r\n");
 	if (err) {
-		reply_status(s, msg, 500, "Server Internal Error", "session not accepted");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "session not accepted");
 		goto out;
 	}
 	if ((err = dialog_to_flow(cs->sess, msg)) != 0)

@@ -39,7 +39,6 @@ struct cmd_wait {
 	struct chan_sess *cs;      /* ref */
 	size_t outstanding;
 	bool *ok;                  /* per room (join/bjoin): event durable */
-	int status;                /* the first failure (single-event commands) */
 };
 
 static void wait_destructor(void *arg)
@@ -380,13 +379,10 @@ static void join_finish(struct cmd_wait *w)
 	chan_reply(cs, &j->cmd, 200, data_joined, w);
 }
 
-static void join_durable(int status, const char *id, void *arg)
+/* Drop one hold on w (a reference): an event's (ok[] set by slot_durable)
+ * or the emitting's; the last one answers. */
+static void join_put(struct cmd_wait *w)
 {
-	struct cmd_wait *w = arg;   /* a reference; ok[] was set by slot_durable */
-
-	(void)id;
-	if (status != 0)
-		w->status = status;
 	if (--w->outstanding == 0)
 		join_finish(w);
 	mem_deref(w);
@@ -410,9 +406,10 @@ static void slot_durable(int status, const char *id, void *arg)
 	struct join_slot *sl = arg;
 	struct cmd_wait *w = mem_ref(sl->w);
 
+	(void)id;
 	sl->w->ok[sl->i] = status == 0;
 	mem_deref(sl);
-	join_durable(0, id, w);
+	join_put(w);
 }
 
 static bool is_manager(const struct chan_job_room *jr, const char *user)
@@ -476,7 +473,7 @@ static void done_join(struct chan_job *j)
 			jr->code = 503;
 		}
 	}
-	join_durable(0, NULL, mem_ref(w));   /* drop the emit hold */
+	join_put(mem_ref(w));   /* drop the emit hold */
 	mem_deref(w);
 }
 
@@ -598,7 +595,6 @@ static void done_append(struct chan_job *j)
 		cv_err(COMP, "post by %s in %s is archived but not in the history: %s", cs->user,
 		       j->room, j->err);
 	chan_now_iso(ts);
-	cs->c->stats_posts++;
 	cv_metrics_add(cs->c->s->metrics, CHAT_M_MESSAGES, "post", 1);
 	for (struct le *le = r ? r->joins.head : NULL; le; le = le->next) {
 		struct chan_join *o = le->data;
@@ -607,9 +603,8 @@ static void done_append(struct chan_job *j)
 		if (o->cs == cs || o->state != CHAN_J_JOINED)
 			continue;
 		if (chat_xccos_env_begin(&b, o->cs->envid++) == 0 &&
-		    chat_xccos_put_grpchat(&b, 1, &ch) == 0 && chat_xccos_env_end(&b) == 0 &&
-		    chan_send(o->cs, &b) == 0)
-			cs->c->stats_fanout++;
+		    chat_xccos_put_grpchat(&b, 1, &ch) == 0 && chat_xccos_env_end(&b) == 0)
+			(void)chan_send(o->cs, &b);
 		cv_buf_free(&b);
 	}
 	if (!cs->closed)

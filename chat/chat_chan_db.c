@@ -93,40 +93,22 @@ static int ensure_open(struct chat_chan_db *d, char *err, size_t errlen)
 	return chat_rooms_open(&o, &d->rooms, err, errlen);
 }
 
-/* Is user invited to room?  (Private rooms admit invitees.) */
-static int invited(struct chat_rooms *r, const char *user, const char *room, bool *yes,
-		   char *err, size_t errlen)
-{
-	struct chat_room *inv = NULL;
-	size_t n = 0;
-	int rc = chat_room_invitations(r, user, &inv, &n, err, errlen);
-
-	*yes = false;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		*yes = *yes || strcmp(inv[i].uri, room) == 0;
-	chat_room_list_free(inv, n);
-	return rc;
-}
-
 /* chat_chan_access() with the facts read from the store; room filled when 200. */
 static int access_room(struct chat_rooms *r, const char *user, const char *uri,
 		       struct chat_room *room, char *err, size_t errlen)
 {
-	bool member = false, inv = false;
+	bool ok = false;      /* member, manager or invitee: the store answers all three */
 	int rc = chat_room_get(r, uri, room, err, errlen);
 
 	if (rc == -ENOENT)
 		return 404;
 	if (rc)
 		return code_of(rc);
-	if (room->is_private) {
-		if ((rc = chat_room_can_access(r, uri, user, &member, err, errlen)) != 0 ||
-		    (!member && (rc = invited(r, user, uri, &inv, err, errlen)) != 0)) {
-			chat_room_free_fields(room);
-			return code_of(rc);
-		}
+	if (room->is_private && (rc = chat_room_can_access(r, uri, user, &ok, err, errlen)) != 0) {
+		chat_room_free_fields(room);
+		return code_of(rc);
 	}
-	rc = chat_chan_access(true, room->is_private, member, member, inv);
+	rc = chat_chan_access(true, room->is_private, ok, ok, ok);
 	if (rc != 200) {
 		snprintf(err, errlen, "%s may not enter %s", user, uri);
 		chat_room_free_fields(room);

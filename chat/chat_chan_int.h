@@ -29,7 +29,6 @@ struct chat_chan {
 	size_t *load;                    /* live sessions per chat.channel_uris[i] */
 	size_t nsess;                    /* open sessions (c->sessions): the gauge */
 	uint64_t next_id;
-	uint64_t stats_posts, stats_fanout, stats_busy;
 };
 
 enum chan_kind { CHAN_LOOKUP = 0, CHAN_CHANNEL = 1 };

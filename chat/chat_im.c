@@ -59,14 +59,6 @@ static void fwd_destructor(void *arg)
 	mem_deref(f->contact);
 }
 
-static void reply(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
-		  uint16_t code, const char *reason, const char *why)
-{
-	if (code >= 300)
-		chat_log_refusal(s, msg, code, why);
-	(void)sip_treplyf(st, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
-}
-
 static void fwd_resp(int err, const struct sip_msg *msg, void *arg)
 {
 	struct fwd *f = arg;
@@ -176,19 +168,18 @@ static void im_durable(int status, const char *id, void *arg)
 	struct chat_srv *s = w->s;
 
 	if (status != 0) {
-		chat_log_refusal(s, w->msg, 503, "im.message not durable");
-		(void)sip_treplyf(&w->st, NULL, s->sip, w->msg, false, 503, "Service Unavailable",
-				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER_QUEUE);
+		chat_reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
+				 "im.message not durable");
 		mem_deref(w);
 		return;
 	}
 	s->stats_messages++;
 	cv_metrics_add(s->metrics, CHAT_M_MESSAGES, "im", 1);
 	if (w->push) {
-		reply(s, &w->st, w->msg, 202, "Accepted", NULL);
+		chat_reply(s, &w->st, w->msg, 202, "Accepted", NULL);
 		push(s, w, id);
 	} else {
-		reply(s, &w->st, w->msg, 200, "OK", NULL);
+		chat_reply(s, &w->st, w->msg, 200, "OK", NULL);
 		if (!s->stopping && deliver(s, w) == 0)
 			cv_warn(COMP, "message %s for %s: no registration left to deliver to", id ? id : "?", w->to);
 	}
@@ -217,11 +208,11 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	struct im_wait *w = NULL;
 	char from[CHAT_URI_MAX], to[CHAT_URI_MAX], err[ING_EVENT_ERRLEN];
 	size_t blen = mbuf_get_left(msg->mb);
-	bool any;
+	bool any, reachable;
 	int rc;
 
 	if (chat_aor_of(&msg->from.uri, from, sizeof(from)) != 0) {
-		reply(s, NULL, msg, 403, "Not Registered", "From is not a SIP user");
+		chat_reply(s, NULL, msg, 403, "Not Registered", "From is not a SIP user");
 		return true;
 	}
 	if (chat_reg_authorize(s, msg, from, true) != 0)
@@ -229,11 +220,11 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 	if (chat_aor_of(&msg->uri, to, sizeof(to)) != 0 ||
 	    pl_strcasecmp(&msg->uri.host, s->cfg->chat.domain) != 0 ||
 	    !(ru = chat_users_find(s->users, to))) {
-		reply(s, NULL, msg, 404, "Not Found", "recipient unknown");
+		chat_reply(s, NULL, msg, 404, "Not Found", "recipient unknown");
 		return true;
 	}
 	if (ru->disabled || !ru->im_enabled) {
-		reply(s, NULL, msg, 403, "Recipient Not Permitted", "recipient disabled or without IM");
+		chat_reply(s, NULL, msg, 403, "Recipient Not Permitted", "recipient disabled or without IM");
 		return true;
 	}
 	if (pl_strcasecmp(&msg->ctyp.type, "text") != 0 ||
@@ -244,39 +235,39 @@ bool chat_im_handle(struct chat_srv *s, const struct sip_msg *msg)
 		return true;
 	}
 	if (blen == 0 || memchr(mbuf_buf(msg->mb), '\0', blen)) {
-		reply(s, NULL, msg, 400, "Bad Message Body", "empty body or NUL byte in it");
+		chat_reply(s, NULL, msg, 400, "Bad Message Body", "empty body or NUL byte in it");
 		return true;
 	}
-	if (!has_reachable(s, chat_reg_find(s, to), &any) && !any) {
-		reply(s, NULL, msg, 480, "Temporarily Unavailable", "recipient not registered");
+	reachable = has_reachable(s, chat_reg_find(s, to), &any);
+	if (!reachable && !any) {
+		chat_reply(s, NULL, msg, 480, "Temporarily Unavailable", "recipient not registered");
 		return true;
 	}
 	w = mem_zalloc(sizeof(*w), im_wait_destructor);
 	if (!w || !(w->text = mem_alloc(blen + 1, NULL))) {
-		reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
 		goto out;
 	}
 	memcpy(w->text, mbuf_buf(msg->mb), blen);
 	w->text[blen] = '\0';
 	w->s = s;
-	w->push = !has_reachable(s, chat_reg_find(s, to), &any);
+	w->push = !reachable;
 	snprintf(w->from, sizeof(w->from), "%s", from);
 	snprintf(w->to, sizeof(w->to), "%s", to);
 	rc = chat_emit(s, ING_EV_IM_MESSAGE, from, to, w->text, im_durable, w, err, sizeof(err));
 	if (rc == 1) {          /* ING_EMIT_BUSY */
 		s->stats_busy++;
 		cv_metrics_add(s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
-		chat_log_refusal(s, msg, 503, "compliance queue busy");
-		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 503, "Service Unavailable",
-				  "Retry-After: %d\r\nContent-Length: 0\r\n\r\n", RETRY_AFTER_QUEUE);
+		chat_reply_retry(s, NULL, msg, "Service Unavailable", RETRY_AFTER_QUEUE,
+				 "compliance queue busy");
 		goto out;
 	}
 	if (rc == 2) {          /* ING_EMIT_INVALID: e.g. not UTF-8 */
-		reply(s, NULL, msg, 400, "Bad Message Body", err);
+		chat_reply(s, NULL, msg, 400, "Bad Message Body", err);
 		goto out;
 	}
 	if (rc != 0) {
-		reply(s, NULL, msg, 500, "Server Internal Error", err);
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", err);
 		goto out;
 	}
 	/* accepted: keep the transaction (absorbs retransmissions) until durable */

@@ -114,15 +114,6 @@ out:
 	return out;
 }
 
-static void refuse(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
-		   const char *reason, const char *why)
-{
-	chat_log_refusal(s, msg, code, why);
-	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason,
-			  code == 489 ? "Allow-Events: " CHAT_PROV_EVENT "\r\nContent-Length: 0\r\n\r\n"
-				      : "Content-Length: 0\r\n\r\n");
-}
-
 bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 {
 	struct chat_srv *s = arg;
@@ -136,43 +127,45 @@ bool chat_prov_subscribe(const struct sip_msg *msg, void *arg)
 	int err;
 
 	if (s->stopping) {
-		refuse(s, msg, 503, "Service Unavailable", "shutting down");
+		chat_reply(s, NULL, msg, 503, "Service Unavailable", "shutting down");
 		return true;
 	}
 	if (!eh || sipevent_event_decode(&se, &eh->val) != 0) {
-		refuse(s, msg, 400, "Missing Event", "SUBSCRIBE without a valid Event header");
+		chat_reply(s, NULL, msg, 400, "Missing Event", "SUBSCRIBE without a valid Event header");
 		return true;
 	}
 	if (pl_strcasecmp(&se.event, CHAT_PROV_EVENT) != 0) {
-		refuse(s, msg, 489, "Bad Event", "event package not supported");
+		chat_log_refusal(s, msg, 489, "event package not supported");
+		(void)sip_treplyf(NULL, NULL, s->sip, msg, false, 489, "Bad Event",
+				  "Allow-Events: " CHAT_PROV_EVENT "\r\nContent-Length: 0\r\n\r\n");
 		return true;
 	}
 	if (chat_aor_of(&msg->from.uri, uri, sizeof(uri)) != 0) {
-		refuse(s, msg, 403, "Not Registered", "From is not a SIP user");
+		chat_reply(s, NULL, msg, 403, "Not Registered", "From is not a SIP user");
 		return true;
 	}
 	if (chat_reg_authorize(s, msg, uri, false) != 0)
 		return true;      /* answered: 401 challenge, 403 */
 	u = chat_users_find(s->users, uri);
 	if (!u || u->disabled) {
-		refuse(s, msg, 403, "User Disabled", "subscriber disabled or removed");
+		chat_reply(s, NULL, msg, 403, "User Disabled", "subscriber disabled or removed");
 		return true;
 	}
 	doc = chat_prov_document(&s->cfg->chat, uri, u->chat_enabled);
 	p = mem_zalloc(sizeof(*p), prov_destructor);
 	if (!doc || !p) {
-		refuse(s, msg, 500, "Server Internal Error", "out of memory");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
 		goto out;
 	}
 	snprintf(p->uri, sizeof(p->uri), "%s", uri);
 	if (!sip_msg_hdr(msg, SIP_HDR_RECORD_ROUTE) && flow_dialog(msg, &dlg) != 0) {
-		refuse(s, msg, 500, "Server Internal Error", "no dialog for the subscription");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "no dialog for the subscription");
 		goto out;
 	}
 	err = sipevent_accept(&p->not, s->evsock, msg, dlg, &se, 200, "OK", 60, 3600, 3600,
 			      "chatd", CHAT_PROV_CTYPE, NULL, NULL, false, prov_close, p, NULL);
 	if (err) {
-		refuse(s, msg, 500, "Server Internal Error", "subscription not accepted");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "subscription not accepted");
 		goto out;
 	}
 	list_append(&s->provs, &p->le, p);

@@ -165,22 +165,6 @@ void chat_reg_end_all(struct chat_srv *s, const char *reason)
 
 /* ---- replies ---------------------------------------------------------- */
 
-static void reply(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
-		  uint16_t code, const char *reason, const char *why)
-{
-	if (code >= 300)
-		chat_log_refusal(s, msg, code, why);
-	(void)sip_treplyf(st, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
-}
-
-static void reply_retry(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
-			const char *reason, unsigned secs, const char *why)
-{
-	chat_log_refusal(s, msg, 503, why);
-	(void)sip_treplyf(st, NULL, s->sip, msg, false, 503, reason,
-			  "Retry-After: %u\r\nContent-Length: 0\r\n\r\n", secs);
-}
-
 /* Nonce time: wall clock (a nonce must mean the same after a restart's
  * secret change: it then fails its MAC, never its age), milliseconds. */
 static uint64_t wall_ms(void)
@@ -210,7 +194,7 @@ static void reply_ok(struct chat_srv *s, struct sip_strans **st, const struct si
 	uint64_t now = chat_now_ms();
 
 	if (!mb) {
-		reply(s, st, msg, 500, "Server Internal Error", "out of memory");
+		chat_reply(s, st, msg, 500, "Server Internal Error", "out of memory");
 		return;
 	}
 	for (struct le *le = a ? a->bindings.head : NULL; le; le = le->next) {
@@ -247,7 +231,8 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 		return -1;
 	}
 	if (httpauth_digest_response_decode(&r, &h->val) != 0) {
-		reply(s, NULL, msg, 400, "Bad Authorization Header", "Authorization header not a digest response");
+		chat_reply(s, NULL, msg, 400, "Bad Authorization Header",
+			   "Authorization header not a digest response");
 		return -1;
 	}
 	nc = chat_nonce_check(s->secret, s->cfg->chat.realm, r.nonce.p, r.nonce.l,
@@ -258,7 +243,8 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 	}
 	if (chat_uri_user(aor, user, sizeof(user)) != 0 || !pl_eq_str(&r.username, user) ||
 	    !pl_eq_str(&r.realm, s->cfg->chat.realm)) {
-		reply(s, NULL, msg, 403, "Bad Credentials", "digest username or realm does not match");
+		chat_reply(s, NULL, msg, 403, "Bad Credentials",
+			   "digest username or realm does not match");
 		return -1;
 	}
 	{
@@ -268,7 +254,8 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 				resp = { r.response.p, r.response.l };
 
 		if (!chat_digest_ok(u->ha1, m, uri, n, ncnt, cn, q, resp)) {
-			reply(s, NULL, msg, 403, "Bad Credentials", "digest response wrong (password)");
+			chat_reply(s, NULL, msg, 403, "Bad Credentials",
+				   "digest response wrong (password)");
 			return -1;
 		}
 		switch (chat_nc_accept(&s->nc, r.nonce.p, r.nonce.l, ncnt, wall_ms())) {
@@ -279,7 +266,8 @@ static int authenticate(struct chat_srv *s, const struct sip_msg *msg,
 			challenge(s, msg, true);
 			return -1;
 		default:
-			reply(s, NULL, msg, 400, "Bad Authorization Header", "nonce count malformed");
+			chat_reply(s, NULL, msg, 400, "Bad Authorization Header",
+				   "nonce count malformed");
 			return -1;
 		}
 	}
@@ -295,13 +283,13 @@ int chat_reg_authorize(struct chat_srv *s, const struct sip_msg *msg, const char
 	u = pl_strcasecmp(&msg->from.uri.host, s->cfg->chat.domain) == 0
 		    ? chat_users_find(s->users, aor) : NULL;
 	if (!u) {
-		reply(s, NULL, msg, 403, "Not Registered", "sender not a user of chat.domain");
+		chat_reply(s, NULL, msg, 403, "Not Registered", "sender not a user of chat.domain");
 		return -1;
 	}
 	if (authenticate(s, msg, u, aor) != 0)
 		return -1;
 	if (u->disabled || (need_im && !u->im_enabled)) {
-		reply(s, NULL, msg, 403, u->disabled ? "User Disabled" : "IM Not Enabled",
+		chat_reply(s, NULL, msg, 403, u->disabled ? "User Disabled" : "IM Not Enabled",
 		      u->disabled ? "user disabled" : "instant messaging not enabled for the user");
 		return -1;
 	}
@@ -346,12 +334,12 @@ static void start_durable(int status, const char *id, void *arg)
 	if (w->failed) {
 		if (w->busy)
 			cv_metrics_add(s->metrics, CHAT_M_PRODUCER_BUSY, NULL, 1);
-		reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
+		chat_reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
 			    "session start event not durable");
 	} else if (w->nb && w->b[0]->aor) {
 		reply_ok(s, &w->st, w->msg, w->b[0]->aor);
 	} else {
-		reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
+		chat_reply_retry(s, &w->st, w->msg, "Service Unavailable", RETRY_AFTER_QUEUE,
 			    "server shutting down");
 	}
 	mem_deref(w);   /* the producer wait's reference */
@@ -467,20 +455,21 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 		cs.dflt = pl_u32(&msg->expires);
 	(void)sip_msg_hdr_apply(msg, true, SIP_HDR_CONTACT, contact_h, &cs);
 	if (cs.bad || cs.too_many) {
-		reply(s, NULL, msg, 400, cs.bad ? "Bad Contact" : "Too Many Contacts",
+		chat_reply(s, NULL, msg, 400, cs.bad ? "Bad Contact" : "Too Many Contacts",
 		      cs.bad ? "Contact header not understood" : "more than 16 Contact values");
 		goto out;
 	}
 	a = aor_get(s, aor_uri);
 	if (!a) {
-		reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
+		chat_reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
 		goto out;
 	}
 	a->pinned = true;   /* kept while we work on it, even when emptied */
 	if (cs.star) {
 		/* "Contact: *" with Expires: 0 — sign out everywhere */
 		if (cs.n || !pl_isset(&msg->expires) || pl_u32(&msg->expires) != 0) {
-			reply(s, NULL, msg, 400, "Bad Request", "Contact: * needs Expires: 0 and no other contact");
+			chat_reply(s, NULL, msg, 400, "Bad Request",
+				   "Contact: * needs Expires: 0 and no other contact");
 			goto out;
 		}
 		while (a->bindings.head)
@@ -501,7 +490,8 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 			nnew++;
 	}
 	if (nnew && binding_count(a) + nnew > (size_t)cc->max_registrations_per_user) {
-		reply(s, NULL, msg, 403, "Too Many Registrations", "chat.max_registrations_per_user reached");
+		chat_reply(s, NULL, msg, 403, "Too Many Registrations",
+			   "chat.max_registrations_per_user reached");
 		goto out;
 	}
 	if (nnew) {
@@ -513,24 +503,27 @@ static void do_register(struct chat_srv *s, const struct sip_msg *msg, const cha
 
 		if (d == CHAT_BUSY) {
 			s->stats_busy++;
-			reply_retry(s, NULL, msg, "Server Busy", RETRY_AFTER_BUSY, "im.max_sessions reached, no idle session");
+			chat_reply_retry(s, NULL, msg, "Server Busy", RETRY_AFTER_BUSY,
+					 "im.max_sessions reached, no idle session");
 			goto out;
 		}
 		if (d == CHAT_FAILED) {
-			reply_retry(s, NULL, msg, "Failed", RETRY_AFTER_BUSY, "server capacity (chat.max_connections) exhausted");
+			chat_reply_retry(s, NULL, msg, "Failed", RETRY_AFTER_BUSY,
+					 "server capacity (chat.max_connections) exhausted");
 			goto out;
 		}
 		if (d == CHAT_ADMIT_EVICT)
 			evict_idle(s, evict, now);
 		w = mem_zalloc(sizeof(*w), reg_wait_destructor);
 		if (!w) {
-			reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
+			chat_reply(s, NULL, msg, 500, "Server Internal Error", "out of memory");
 			goto out;
 		}
 		w->s = s;
 		w->msg = mem_ref((void *)msg);
 		if (sip_strans_alloc(&w->st, s->sip, msg, NULL, NULL) != 0) {
-			reply(s, NULL, msg, 500, "Server Internal Error", "no server transaction");
+			chat_reply(s, NULL, msg, 500, "Server Internal Error",
+				   "no server transaction");
 			goto out;
 		}
 	}
@@ -616,22 +609,23 @@ bool chat_reg_handle(struct chat_srv *s, const struct sip_msg *msg)
 
 	if (chat_aor_of(&msg->to.uri, aor, sizeof(aor)) != 0 ||
 	    pl_strcasecmp(&msg->to.uri.host, s->cfg->chat.domain) != 0) {
-		reply(s, NULL, msg, 404, "Not Found", "To is not a user of chat.domain");
+		chat_reply(s, NULL, msg, 404, "Not Found", "To is not a user of chat.domain");
 		return true;
 	}
 	u = chat_users_find(s->users, aor);
 	if (!u) {
-		reply(s, NULL, msg, 404, "Not Found", "unknown user");
+		chat_reply(s, NULL, msg, 404, "Not Found", "unknown user");
 		return true;
 	}
 	if (authenticate(s, msg, u, aor) != 0)
 		return true;
 	if (u->disabled) {
-		reply(s, NULL, msg, 403, "User Disabled", "user disabled");
+		chat_reply(s, NULL, msg, 403, "User Disabled", "user disabled");
 		return true;
 	}
 	if (!u->im_enabled) {
-		reply(s, NULL, msg, 403, "IM Not Enabled", "instant messaging not enabled for the user");
+		chat_reply(s, NULL, msg, 403, "IM Not Enabled",
+			   "instant messaging not enabled for the user");
 		return true;
 	}
 	do_register(s, msg, aor);

@@ -322,7 +322,10 @@ int chat_room_can_access(struct chat_rooms *r, const char *room, const char *use
 	int rc;
 
 	*ok = false;
-	if ((rc = q(r, "room access", "SELECT 1 FROM pchat.rooms r WHERE r.uri = $1 AND " VISIBLE_TO_USER2,
+	if ((rc = q(r, "room access",
+		    "SELECT 1 FROM pchat.rooms r WHERE r.uri = $1 AND (" VISIBLE_TO_USER2
+		    " OR EXISTS (SELECT 1 FROM pchat.invitations i "
+		    "WHERE i.room = r.uri AND i.user_uri = $2))",
 		    2, p, &res, err, errlen)) != 0)
 		return rc;
 	*ok = PQntuples(res) == 1;

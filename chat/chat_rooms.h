@@ -81,7 +81,8 @@ int chat_room_search(struct chat_rooms *r, const char *criteria, const char *use
 		     struct chat_room **out, size_t *n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 /* May user see and enter the room?  A public room: anyone; a private one:
- * its members and managers.  *ok false when the room does not exist. */
+ * its members, managers and invitees.  *ok false when the room does not
+ * exist. */
 int chat_room_can_access(struct chat_rooms *r, const char *room, const char *user, bool *ok,
 			 char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -63,6 +63,22 @@ void chat_log_refusal(struct chat_srv *s, const struct sip_msg *msg, uint16_t sc
 	cv_warn(COMP, "%s", line);
 }
 
+void chat_reply(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
+		uint16_t code, const char *reason, const char *why)
+{
+	if (code >= 300)
+		chat_log_refusal(s, msg, code, why);
+	(void)sip_treplyf(st, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
+}
+
+void chat_reply_retry(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
+		      const char *reason, unsigned secs, const char *why)
+{
+	chat_log_refusal(s, msg, 503, why);
+	(void)sip_treplyf(st, NULL, s->sip, msg, false, 503, reason,
+			  "Retry-After: %u\r\nContent-Length: 0\r\n\r\n", secs);
+}
+
 /* ---- producer hand-off ------------------------------------------------ */
 
 static void prod_done(void *opaque, const char *id, int status)
@@ -134,13 +150,6 @@ static void mq_handler(int id, void *data, void *arg)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void refuse(struct chat_srv *s, const struct sip_msg *msg, uint16_t code,
-		   const char *reason, const char *why)
-{
-	chat_log_refusal(s, msg, code, why);
-	(void)sip_treplyf(NULL, NULL, s->sip, msg, false, code, reason, "Content-Length: 0\r\n\r\n");
-}
-
 /* The checks every request passes (chat_msg_check, docs/CHAT.md "Hardening"). */
 static bool valid_request(struct chat_srv *s, const struct sip_msg *msg)
 {
@@ -148,7 +157,7 @@ static bool valid_request(struct chat_srv *s, const struct sip_msg *msg)
 
 	if (chat_msg_check(msg, &s->cfg->chat, &r) == 0)
 		return true;
-	refuse(s, msg, r.code, r.reason, r.why);
+	chat_reply(s, NULL, msg, r.code, r.reason, r.why);
 	return false;
 }
 
@@ -165,7 +174,7 @@ static bool request_h(const struct sip_msg *msg, void *arg)
 	if (!valid_request(s, msg))
 		return true;
 	if (s->stopping) {
-		refuse(s, msg, 503, "Service Unavailable", "shutting down");
+		chat_reply(s, NULL, msg, 503, "Service Unavailable", "shutting down");
 		return true;
 	}
 	if (!pl_strcmp(&msg->met, "REGISTER"))

@@ -129,6 +129,14 @@ int chat_emit_event(struct chat_srv *s, struct ing_event *ev, chat_durable_h *do
 void chat_log_refusal(struct chat_srv *s, const struct sip_msg *msg, uint16_t scode,
 		      const char *why);
 
+/* Answer msg with code and reason and no body, through *st when st is not
+ * NULL; an answer >= 300 is logged first (chat_log_refusal, why). */
+void chat_reply(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
+		uint16_t code, const char *reason, const char *why);
+/* The same as a 503 with Retry-After: secs. */
+void chat_reply_retry(struct chat_srv *s, struct sip_strans **st, const struct sip_msg *msg,
+		      const char *reason, unsigned secs, const char *why);
+
 /* chat_aor_of(): chat_msg.h */
 #endif
 

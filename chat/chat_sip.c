@@ -293,66 +293,20 @@ size_t chat_count_headers(const char *buf, size_t len, size_t max)
 	return n;
 }
 
-bool chat_json_escape(const char *src, size_t len, char *dst, size_t dstlen)
+/* The replacement of c (NULL: c itself); tmp holds a computed one. */
+typedef const char *(escape_rep_h)(unsigned char c, char tmp[8]);
+
+static bool escape(const char *src, size_t len, char *dst, size_t dstlen, escape_rep_h *rep_of)
 {
 	size_t o = 0;
 
 	if (!dstlen)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)src[i];
 		char tmp[8];
-		const char *rep = NULL;
-		size_t rl;
+		const char *rep = rep_of((unsigned char)src[i], tmp);
+		size_t rl = rep ? strlen(rep) : 1;
 
-		if (c == '"')
-			rep = "\\\"";
-		else if (c == '\\')
-			rep = "\\\\";
-		else if (c == '\n')
-			rep = "\\n";
-		else if (c == '\r')
-			rep = "\\r";
-		else if (c == '\t')
-			rep = "\\t";
-		else if (c < 0x20) {
-			snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-			rep = tmp;
-		}
-		rl = rep ? strlen(rep) : 1;
-		if (o + rl >= dstlen) {
-			dst[o] = '\0';
-			return false;
-		}
-		if (rep)
-			memcpy(dst + o, rep, rl);
-		else
-			dst[o] = (char)c;
-		o += rl;
-	}
-	dst[o] = '\0';
-	return true;
-}
-
-bool chat_xml_escape(const char *src, size_t len, char *dst, size_t dstlen)
-{
-	size_t o = 0;
-
-	if (!dstlen)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		const char *rep = NULL;
-		size_t rl;
-
-		switch (src[i]) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&apos;"; break;
-		default: break;
-		}
-		rl = rep ? strlen(rep) : 1;
 		if (o + rl >= dstlen) {
 			dst[o] = '\0';
 			return false;
@@ -365,4 +319,44 @@ bool chat_xml_escape(const char *src, size_t len, char *dst, size_t dstlen)
 	}
 	dst[o] = '\0';
 	return true;
+}
+
+static const char *json_rep(unsigned char c, char tmp[8])
+{
+	switch (c) {
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\n': return "\\n";
+	case '\r': return "\\r";
+	case '\t': return "\\t";
+	default: break;
+	}
+	if (c < 0x20) {
+		snprintf(tmp, 8, "\\u%04x", c);
+		return tmp;
+	}
+	return NULL;
+}
+
+static const char *xml_rep(unsigned char c, char tmp[8])
+{
+	(void)tmp;
+	switch (c) {
+	case '&': return "&amp;";
+	case '<': return "&lt;";
+	case '>': return "&gt;";
+	case '"': return "&quot;";
+	case '\'': return "&apos;";
+	default: return NULL;
+	}
+}
+
+bool chat_json_escape(const char *src, size_t len, char *dst, size_t dstlen)
+{
+	return escape(src, len, dst, dstlen, json_rep);
+}
+
+bool chat_xml_escape(const char *src, size_t len, char *dst, size_t dstlen)
+{
+	return escape(src, len, dst, dstlen, xml_rep);
 }
