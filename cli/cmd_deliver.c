@@ -22,7 +22,7 @@
 #include "sto_db.h"
 
 /*
- * With --metrics the registry (owned here) goes to the workers in
+ * With --metrics the registry (the server's) goes to the workers in
  * dlv_opts.metrics and is served by libmicrohttpd's thread with components
  * db and deliver; health.deliver is true while dlv_run runs (across a
  * SIGHUP restart too) and false once it returned for good.  metrics.listen
@@ -61,10 +61,8 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 	atomic_store(&health.deliver, true);
 	if (listen) {
 		o.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(o.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
 		goto out;
@@ -104,7 +102,6 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 		rc = rc == 1 ? CLI_RUNTIME : CLI_OK;
 out:
 	cli_metrics_stop(srv);
-	cv_metrics_free(o.metrics);
 	return rc;
 }
 
@@ -115,7 +112,7 @@ out:
  * threads, each with its own database connection; the main thread only
  * waits for a signal (signalfd) and then raises the shared stop flag, which
  * the workers poll between batches.  With --metrics, the metrics registry
- * (owned here, passed to the workers) is served by libmicrohttpd's thread
+ * (the server's, passed to the workers) is served by libmicrohttpd's thread
  * (cli_metrics.c); each worker flags itself running in health.
  */
 struct run_shared {
@@ -228,10 +225,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 						     .pipeline_gauges = true };
 
 		s.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, s.metrics, &s.health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(s.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, s.metrics, &s.health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	for (;;) {
 		atomic_store(&s.health.ingest, true);
@@ -277,6 +272,5 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	cv_logkv(CV_LOG_INFO, "main", "stopped", CV_KI("exit", rc));
 	cli_metrics_stop(srv);
-	cv_metrics_free(s.metrics);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * cmd_ingest — `chatvault ingest [--once] [--metrics HOST:PORT]`.
  *
- * With --metrics the registry (owned here) goes to the consumer in
+ * With --metrics the registry (the server's) goes to the consumer in
  * ing_consume_opts.metrics and is served by libmicrohttpd's thread with
  * components db and ingest; health.ingest is true while the consumer runs
  * (across a SIGHUP restart too) and false once it returned for good.
@@ -49,10 +49,8 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 	atomic_store(&health.ingest, true);
 	if (listen) {
 		o.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(o.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
 		goto out;
@@ -90,6 +88,5 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 	sto_db_close(db);
 out:
 	cli_metrics_stop(srv);
-	cv_metrics_free(o.metrics);
 	return rc;
 }
