@@ -550,20 +550,25 @@ int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *
 	return CLI_OK;
 }
 
-void cli_metrics_reload_begin(struct cli_metrics_srv *s)
+int cli_metrics_reload(struct cli_metrics_srv *s, struct cli_ctx *ctx, const char *application,
+		       struct sto_db **db)
 {
-	if (s)
-		pthread_mutex_lock(&s->lock);
-}
+	int rc;
 
-void cli_metrics_reload_end(struct cli_metrics_srv *s, const struct cfg *cfg)
-{
-	if (!s)
-		return;
-	s->cfg = cfg;
-	sto_db_close(s->db);   /* the conninfo may have changed */
-	s->db = NULL;
-	pthread_mutex_unlock(&s->lock);
+	if (s)
+		pthread_mutex_lock(&s->lock);   /* waits for a request in progress */
+	rc = cli_reload_config(ctx);
+	if (s) {
+		s->cfg = ctx->cfg;
+		sto_db_close(s->db);   /* the conninfo may have changed */
+		s->db = NULL;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (rc != 0 || !db)
+		return CLI_OK;
+	sto_db_close(*db);
+	*db = NULL;
+	return cli_open_db(ctx, application, db);
 }
 
 void cli_metrics_stop(struct cli_metrics_srv *s)

@@ -79,17 +79,9 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 		if (rc != 0 || o.once || ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every adapter's batch in hand is committed; start again
-		 * on the new configuration (adapters added, removed, re-optioned).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		rc = cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
-		if (rc == 0) {
-			sto_db_close(db);
-			db = NULL;
-			if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
-				break;
-		}
+		 * on the new configuration (adapters added, removed, re-optioned). */
+		if ((rc = cli_metrics_reload(srv, ctx, "chatvault-deliver", &db)) != CLI_OK)
+			break;
 	}
 	atomic_store(&health.deliver, false);
 	printf("deliver: %" PRId64 " batches, %" PRId64 " events delivered, %" PRId64
@@ -263,11 +255,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		if (ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every worker finished its batch and returned; start them
-		 * again on the new configuration (or the old one, if invalid).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
+		 * again on the new configuration (or the old one, if invalid). */
+		(void)cli_metrics_reload(srv, ctx, NULL, NULL);
 		atomic_store(&s.stop, false);
 	}
 	cv_logkv(CV_LOG_INFO, "main", "stopped", CV_KI("exit", rc));

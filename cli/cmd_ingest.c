@@ -67,17 +67,9 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 		if (rc != CLI_OK || o.once || ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: the batch in hand is committed; start again on the new
-		 * configuration with a fresh connection (the conninfo may differ).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		rc = cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
-		if (rc == 0) {
-			sto_db_close(db);
-			db = NULL;
-			if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
-				break;
-		}
+		 * configuration with a fresh connection (the conninfo may differ). */
+		if ((rc = cli_metrics_reload(srv, ctx, "chatvault-ingest", &db)) != CLI_OK)
+			break;
 	}
 	atomic_store(&health.ingest, false);
 	printf("ingest: %" PRId64 " staged, %" PRId64 " duplicates, %" PRId64 " quarantined, %"
