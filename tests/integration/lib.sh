@@ -38,3 +38,31 @@ for no, p, m in bundles:
 print(len(bundles))
 PY
 }
+# a free TCP port on 127.0.0.1
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_for DESCRIPTION CONDITION [TRIES]: eval CONDITION every 0.25 s, at
+# most TRIES (80) times, then die
+wait_for() {
+	i=0
+	until eval "$2"; do
+		i=$((i + 1)); [ $i -lt "${3:-80}" ] || die "timeout waiting for $1"
+		sleep 0.25
+	done
+}
+# fetch URL FILE [METHOD]: prints the HTTP status (0 when nothing answers),
+# the body in FILE
+fetch() {
+	python3 - "$1" "$2" "${3:-GET}" <<'PY'
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], method=sys.argv[3])
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+    code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+except OSError as e:
+    code, body = 0, str(e).encode()
+open(sys.argv[2], "wb").write(body)
+print(code)
+PY
+}

@@ -6,7 +6,6 @@
 # the sessions (im.session.end "shutdown") and exits 0.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 15 chatd.log >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # $1 = description, $2 = shell condition
 	i=0
 	until eval "$2"; do

@@ -10,14 +10,6 @@
 # Then `ingest --once` and exact counts and reasons of the staged events.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd*.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # $1 = description, $2 = shell condition, $3 = tries of 0.25 s (80)
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt "${3:-80}" ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 DOM=example.test
 SRV="sip:chatd@$DOM"
 sipc() { python3 "$REPO/tests/integration/sipc.py" --server "127.0.0.1:$PORT" --domain $DOM "$@"; }

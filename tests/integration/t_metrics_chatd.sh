@@ -6,26 +6,6 @@
 # starts.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd.log bob.out >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
-fetch() { # URL FILE → prints the status, body in FILE
-	python3 - "$1" "$2" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(sys.argv[1], timeout=10)
-    code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-open(sys.argv[2], "wb").write(body)
-print(code)
-PY
-}
 PORT=$(free_port); MP=$(free_port)
 DOM=example.test
 cat > cv.conf <<CONF

@@ -16,14 +16,6 @@
 #     session still answers, an INFO in a dead dialog → SIP 481.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 25 chatd.log >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # $1 = description, $2 = shell condition
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 PORT=$(free_port); AP=$(free_port); BP=$(free_port)
 DOM=example.test
 cat > cv.conf <<CONF
