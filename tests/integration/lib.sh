@@ -66,3 +66,31 @@ open(sys.argv[2], "wb").write(body)
 print(code)
 PY
 }
+# chat_conf: cv.conf for a chatd on 127.0.0.1:$PORT serving $DOM (logging at
+# info), and the schema migrated
+chat_conf() {
+	cat > cv.conf <<CONF
+data_dir = "$WORK/var";
+log_level = "info";
+chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
+CONF
+	cv -c cv.conf migrate > /dev/null
+}
+# chat_users NAME...: the users sip:NAME@$DOM, password NAME-pw in NAME.pw
+# (the umask is 077 from here on: a password file must be mode 600)
+chat_users() {
+	umask 077
+	for u in "$@"; do
+		printf '%s-pw\n' "$u" > "$u.pw"
+		cv -c cv.conf user add "sip:$u@$DOM" --password-file "$u.pw" > /dev/null
+	done
+}
+# start_chatd [LOG [OPTION...]]: chatd -c cv.conf in the background ($pid),
+# its output in LOG (chatd.log); returns once it listens
+start_chatd() {
+	chatd_log=${1:-chatd.log}
+	[ $# -eq 0 ] || shift
+	"$CHATVAULT" -c cv.conf chatd "$@" > "$chatd_log" 2>&1 &
+	pid=$!
+	wait_for "chatd listening" "grep -q 'listening on' $chatd_log"
+}

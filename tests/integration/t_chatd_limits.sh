@@ -15,18 +15,12 @@ SRV="sip:chatd@$DOM"
 sipc() { python3 "$REPO/tests/integration/sipc.py" --server "127.0.0.1:$PORT" --domain $DOM "$@"; }
 # sign_in USER LPORT → the final status line (and Retry-After, if any)
 sign_in() { sipc --user "$1" --password "$1-pw" --lport "$2" --header Retry-After register; }
-start_chatd() { # $1 = log file; config in cv.conf
-	"$CHATVAULT" -c cv.conf chatd > "$1" 2>&1 &
-	pid=$!
-	wait_for "chatd listening" "grep -q 'listening on' $1"
-}
 stop_chatd() {
 	kill -TERM $pid
 	wait $pid || die "chatd exit status $? on SIGTERM"
 }
 
 umask 077
-for u in u1 u2 u3 f1 f2 f3; do printf '%s-pw\n' $u > $u.pw; done
 PORT=$(free_port)
 cat > cv.conf <<CONF
 data_dir = "$WORK/var";
@@ -35,7 +29,7 @@ chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
 im = { max_sessions = 2; idle_timeout = 3; inactivity_timeout = 8; };
 CONF
 cv -c cv.conf migrate > /dev/null
-for u in u1 u2 u3 f1 f2 f3; do cv -c cv.conf user add sip:$u@$DOM --password-file $u.pw > /dev/null; done
+chat_users u1 u2 u3 f1 f2 f3
 
 # ---- A: maximum, idle eviction, inactivity --------------------------------
 start_chatd chatd_a.log

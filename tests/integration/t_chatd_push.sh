@@ -39,13 +39,8 @@ chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM";
 im = { idle_timeout = 1; };
 CONF
 cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'alice-pw\n' > alice.pw; printf 'bob-pw\n' > bob.pw
-cv -c cv.conf user add sip:alice@$DOM --password-file alice.pw > /dev/null
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
-"$CHATVAULT" -c cv.conf chatd > chatd.log 2>&1 &
-pid=$!
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+chat_users alice bob
+start_chatd
 sipp_run() { # $1 = scenario, rest = sipp options
 	sc=$1; shift
 	sipp 127.0.0.1:$PORT -sf "$REPO/tests/sipp/$sc.xml" -i 127.0.0.1 -m 1 -timeout 15 \
