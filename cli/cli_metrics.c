@@ -27,7 +27,7 @@
 
 struct cli_metrics_srv {
 	struct MHD_Daemon *mhd;
-	struct cv_metrics *m;        /* not owned */
+	struct cv_metrics *m;        /* owned */
 	struct cli_health *health;   /* not owned */
 	struct cli_metrics_opts o;   /* which components, which gauges */
 	pthread_mutex_t lock;        /* everything below; held for a whole request */
@@ -479,29 +479,11 @@ int cli_metrics_arg(int argc, char **argv, int *i, const char **addr)
 	return 0;
 }
 
-int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *m,
-		      struct cli_health *h, const struct cli_metrics_opts *o,
-		      struct cli_metrics_srv **out)
-{
-	char err[512];
-	int rc;
-
-	*out = NULL;
-	if (!m) {
-		cli_error(ctx, "metrics: out of memory");
-		return CLI_RUNTIME;
-	}
-	rc = cli_metrics_start(addr, ctx->cfg, m, h, o, out, err, sizeof(err));
-	if (rc != 0) {
-		cli_error(ctx, "%s", err);
-		return rc == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
-	}
-	return CLI_OK;
-}
-
-int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics *m,
-		      struct cli_health *h, const struct cli_metrics_opts *o,
-		      struct cli_metrics_srv **out, char *err, size_t errlen)
+/* cli_metrics_serve's work, without taking m: 0, -EINVAL for a malformed
+ * address or options, or negative errno (err holds one line: what and why). */
+static int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics *m,
+			     struct cli_health *h, const struct cli_metrics_opts *o,
+			     struct cli_metrics_srv **out, char *err, size_t errlen)
 {
 	struct cli_metrics_srv *s;
 	bool v6 = false;
@@ -547,20 +529,46 @@ int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics
 	return 0;
 }
 
-void cli_metrics_reload_begin(struct cli_metrics_srv *s)
+int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *m,
+		      struct cli_health *h, const struct cli_metrics_opts *o,
+		      struct cli_metrics_srv **out)
 {
-	if (s)
-		pthread_mutex_lock(&s->lock);
+	char err[512];
+	int rc;
+
+	*out = NULL;
+	if (!m) {
+		cli_error(ctx, "metrics: out of memory");
+		return CLI_RUNTIME;
+	}
+	rc = cli_metrics_start(addr, ctx->cfg, m, h, o, out, err, sizeof(err));
+	if (rc != 0) {
+		cv_metrics_free(m);
+		cli_error(ctx, "%s", err);
+		return rc == -EINVAL ? CLI_USAGE : CLI_RUNTIME;
+	}
+	return CLI_OK;
 }
 
-void cli_metrics_reload_end(struct cli_metrics_srv *s, const struct cfg *cfg)
+int cli_metrics_reload(struct cli_metrics_srv *s, struct cli_ctx *ctx, const char *application,
+		       struct sto_db **db)
 {
-	if (!s)
-		return;
-	s->cfg = cfg;
-	sto_db_close(s->db);   /* the conninfo may have changed */
-	s->db = NULL;
-	pthread_mutex_unlock(&s->lock);
+	int rc;
+
+	if (s)
+		pthread_mutex_lock(&s->lock);   /* waits for a request in progress */
+	rc = cli_reload_config(ctx);
+	if (s) {
+		s->cfg = ctx->cfg;
+		sto_db_close(s->db);   /* the conninfo may have changed */
+		s->db = NULL;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (rc != 0 || !db)
+		return CLI_OK;
+	sto_db_close(*db);
+	*db = NULL;
+	return cli_open_db(ctx, application, db);
 }
 
 void cli_metrics_stop(struct cli_metrics_srv *s)
@@ -569,6 +577,7 @@ void cli_metrics_stop(struct cli_metrics_srv *s)
 		return;
 	MHD_stop_daemon(s->mhd);
 	sto_db_close(s->db);
+	cv_metrics_free(s->m);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -30,7 +30,7 @@
  * Threads: libmicrohttpd's one internal polling thread serves every
  * request, one at a time, at most CLI_METRICS_MAX_CONN connections.  It
  * reads the configuration under the server's lock, which the workers take
- * around a SIGHUP reload (cli_metrics_reload_begin/end).
+ * around a SIGHUP reload (cli_metrics_reload).
  */
 #ifndef CLI_METRICS_H
 #define CLI_METRICS_H
@@ -75,21 +75,16 @@ struct cli_health {
 };
 
 /*
- * Listen on addr ("HOST:PORT", "[V6]:PORT", ":PORT" or "*:PORT" for every
- * address) and serve.  cfg, m and h stay owned by the caller and must
- * outlive the server (cfg until the next cli_metrics_reload_end); o is
- * copied.  Returns 0, -EINVAL for a malformed address or options, or
- * negative errno (err holds one line: what and why).
+ * For the commands: listen on addr ("HOST:PORT", "[V6]:PORT", ":PORT" or
+ * "*:PORT" for every address) and serve ctx->cfg and m, the registry the
+ * workers update (NULL: out of memory), which the server takes: freed here
+ * on failure, else by cli_metrics_stop.  ctx->cfg and h must outlive the
+ * server (the cfg until the next cli_metrics_reload); o is copied.  An
+ * error is reported through cli_error; CLI_OK, CLI_USAGE (bad address or
+ * options) or CLI_RUNTIME.
  */
-int cli_metrics_start(const char *addr, const struct cfg *cfg, struct cv_metrics *m,
-		      struct cli_health *h, const struct cli_metrics_opts *o,
-		      struct cli_metrics_srv **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
-/* For the commands: cli_metrics_start with m (NULL: out of memory), its
- * error reported through cli_error; CLI_OK, CLI_USAGE (bad address) or
- * CLI_RUNTIME.  m stays the caller's either way. */
 struct cli_ctx;
+struct sto_db;
 int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *m,
 		      struct cli_health *h, const struct cli_metrics_opts *o,
 		      struct cli_metrics_srv **out) __attribute__((warn_unused_result));
@@ -98,13 +93,17 @@ int cli_metrics_serve(struct cli_ctx *ctx, const char *addr, struct cv_metrics *
  * past it), 0 not this option. */
 int cli_metrics_arg(int argc, char **argv, int *i, const char **addr);
 
-/* Around a configuration reload: begin waits for a request in progress and
- * holds the server; end installs the new cfg (its database connection is
- * reopened on the next request).  Both NULL-safe. */
-void cli_metrics_reload_begin(struct cli_metrics_srv *s);
-void cli_metrics_reload_end(struct cli_metrics_srv *s, const struct cfg *cfg);
+/* SIGHUP, between two runs of the workers: cli_reload_config while the
+ * server (it reads the configuration; may be NULL) waits, then the new cfg
+ * is the server's.  With db, and a new configuration loaded: *db closed and
+ * opened again as application (the conninfo may differ).  CLI_OK (an
+ * invalid configuration is logged and the current one kept) or
+ * cli_open_db's CLI_RUNTIME. */
+int cli_metrics_reload(struct cli_metrics_srv *s, struct cli_ctx *ctx, const char *application,
+		       struct sto_db **db);
 
-/* Stop serving (waits for a request in progress); NULL-safe. */
+/* Stop serving (waits for a request in progress) and free the registry;
+ * NULL-safe. */
 void cli_metrics_stop(struct cli_metrics_srv *s);
 
 #endif

@@ -25,6 +25,17 @@ void cli_error(const struct cli_ctx *ctx, const char *fmt, ...)
 	cv_log_cmd_error(ctx->cmd, msg);
 }
 
+/* -v / -q on the command line win over the file's log_level. */
+static void set_log_level(const struct cli_ctx *ctx)
+{
+	if (ctx->quiet)
+		cv_log_set_level(CV_LOG_ERROR);
+	else if (ctx->verbosity > 0)
+		cv_log_set_level(ctx->verbosity > 1 ? CV_LOG_DEBUG : CV_LOG_INFO);
+	else
+		cv_log_set_level((enum cv_log_level)ctx->cfg->log_level);
+}
+
 int cli_load_config(struct cli_ctx *ctx)
 {
 	char err[CFG_ERRLEN];
@@ -35,13 +46,7 @@ int cli_load_config(struct cli_ctx *ctx)
 		cli_error(ctx, "configuration: %s", err);
 		return CLI_USAGE;
 	}
-	/* -v / -q on the command line win over the file's log_level. */
-	if (ctx->quiet)
-		cv_log_set_level(CV_LOG_ERROR);
-	else if (ctx->verbosity > 0)
-		cv_log_set_level(ctx->verbosity > 1 ? CV_LOG_DEBUG : CV_LOG_INFO);
-	else
-		cv_log_set_level((enum cv_log_level)ctx->cfg->log_level);
+	set_log_level(ctx);
 	return CLI_OK;
 }
 
@@ -120,12 +125,7 @@ int cli_reload_config(struct cli_ctx *ctx)
 	}
 	cfg_free(ctx->cfg);
 	ctx->cfg = fresh;
-	if (ctx->quiet)
-		cv_log_set_level(CV_LOG_ERROR);
-	else if (ctx->verbosity > 0)
-		cv_log_set_level(ctx->verbosity > 1 ? CV_LOG_DEBUG : CV_LOG_INFO);
-	else
-		cv_log_set_level((enum cv_log_level)ctx->cfg->log_level);
+	set_log_level(ctx);
 	cv_logkv(CV_LOG_WARN, "main", "SIGHUP: configuration reloaded",
 		 CV_KS("source", ctx->cfg->source), CV_KI("adapters", ctx->cfg->nadapters));
 	return 0;

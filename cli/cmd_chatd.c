@@ -4,7 +4,7 @@
  * signalfd and watched by the server's event loop (no handler code, no
  * globals).
  *
- * With --metrics: chatd's own registry (chat_metrics.h, owned here) goes to
+ * With --metrics: chatd's own registry (chat_metrics.h, the server's) goes to
  * the server in chat_server_opts and is served by cli_metrics with the one
  * component chatd; no database figures (chatd serves from its user cache
  * when PostgreSQL is down, so its health does not hang on it).  /healthz
@@ -46,10 +46,8 @@ int cmd_chatd(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (listen) {
 		so.metrics = chat_metrics_new();
-		if ((rc = cli_metrics_serve(ctx, listen, so.metrics, &health, &mo, &msrv)) != CLI_OK) {
-			cv_metrics_free(so.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, so.metrics, &health, &mo, &msrv)) != CLI_OK)
 			return rc;
-		}
 	}
 	err[0] = '\0';
 	if (chat_server_new(ctx->cfg, &so, &srv, err, sizeof(err)) != 0) {
@@ -63,6 +61,5 @@ int cmd_chatd(struct cli_ctx *ctx, int argc, char **argv)
 		cli_error(ctx, "stopped with an error (see above)");
 out:
 	cli_metrics_stop(msrv);
-	cv_metrics_free(so.metrics);
 	return rc;
 }

@@ -22,7 +22,7 @@
 #include "sto_db.h"
 
 /*
- * With --metrics the registry (owned here) goes to the workers in
+ * With --metrics the registry (the server's) goes to the workers in
  * dlv_opts.metrics and is served by libmicrohttpd's thread with components
  * db and deliver; health.deliver is true while dlv_run runs (across a
  * SIGHUP restart too) and false once it returned for good.  metrics.listen
@@ -61,10 +61,8 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 	atomic_store(&health.deliver, true);
 	if (listen) {
 		o.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(o.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
 		goto out;
@@ -81,17 +79,9 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 		if (rc != 0 || o.once || ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every adapter's batch in hand is committed; start again
-		 * on the new configuration (adapters added, removed, re-optioned).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		rc = cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
-		if (rc == 0) {
-			sto_db_close(db);
-			db = NULL;
-			if ((rc = cli_open_db(ctx, "chatvault-deliver", &db)) != CLI_OK)
-				break;
-		}
+		 * on the new configuration (adapters added, removed, re-optioned). */
+		if ((rc = cli_metrics_reload(srv, ctx, "chatvault-deliver", &db)) != CLI_OK)
+			break;
 	}
 	atomic_store(&health.deliver, false);
 	printf("deliver: %" PRId64 " batches, %" PRId64 " events delivered, %" PRId64
@@ -104,7 +94,6 @@ int cmd_deliver(struct cli_ctx *ctx, int argc, char **argv)
 		rc = rc == 1 ? CLI_RUNTIME : CLI_OK;
 out:
 	cli_metrics_stop(srv);
-	cv_metrics_free(o.metrics);
 	return rc;
 }
 
@@ -115,7 +104,7 @@ out:
  * threads, each with its own database connection; the main thread only
  * waits for a signal (signalfd) and then raises the shared stop flag, which
  * the workers poll between batches.  With --metrics, the metrics registry
- * (owned here, passed to the workers) is served by libmicrohttpd's thread
+ * (the server's, passed to the workers) is served by libmicrohttpd's thread
  * (cli_metrics.c); each worker flags itself running in health.
  */
 struct run_shared {
@@ -228,10 +217,8 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 						     .pipeline_gauges = true };
 
 		s.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, s.metrics, &s.health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(s.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, s.metrics, &s.health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	for (;;) {
 		atomic_store(&s.health.ingest, true);
@@ -268,15 +255,11 @@ int cmd_run(struct cli_ctx *ctx, int argc, char **argv)
 		if (ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: every worker finished its batch and returned; start them
-		 * again on the new configuration (or the old one, if invalid).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
+		 * again on the new configuration (or the old one, if invalid). */
+		(void)cli_metrics_reload(srv, ctx, NULL, NULL);
 		atomic_store(&s.stop, false);
 	}
 	cv_logkv(CV_LOG_INFO, "main", "stopped", CV_KI("exit", rc));
 	cli_metrics_stop(srv);
-	cv_metrics_free(s.metrics);
 	return rc;
 }

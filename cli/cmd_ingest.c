@@ -1,7 +1,7 @@
 /*
  * cmd_ingest — `chatvault ingest [--once] [--metrics HOST:PORT]`.
  *
- * With --metrics the registry (owned here) goes to the consumer in
+ * With --metrics the registry (the server's) goes to the consumer in
  * ing_consume_opts.metrics and is served by libmicrohttpd's thread with
  * components db and ingest; health.ingest is true while the consumer runs
  * (across a SIGHUP restart too) and false once it returned for good.
@@ -49,10 +49,8 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 	atomic_store(&health.ingest, true);
 	if (listen) {
 		o.metrics = cv_metrics_new_chatvault();
-		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK) {
-			cv_metrics_free(o.metrics);
+		if ((rc = cli_metrics_serve(ctx, listen, o.metrics, &health, &mo, &srv)) != CLI_OK)
 			return rc;
-		}
 	}
 	if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
 		goto out;
@@ -69,17 +67,9 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 		if (rc != CLI_OK || o.once || ctx->stop || !ctx->reload)
 			break;
 		/* SIGHUP: the batch in hand is committed; start again on the new
-		 * configuration with a fresh connection (the conninfo may differ).
-		 * The metrics server reads the configuration: hold it meanwhile. */
-		cli_metrics_reload_begin(srv);
-		rc = cli_reload_config(ctx);
-		cli_metrics_reload_end(srv, ctx->cfg);
-		if (rc == 0) {
-			sto_db_close(db);
-			db = NULL;
-			if ((rc = cli_open_db(ctx, "chatvault-ingest", &db)) != CLI_OK)
-				break;
-		}
+		 * configuration with a fresh connection (the conninfo may differ). */
+		if ((rc = cli_metrics_reload(srv, ctx, "chatvault-ingest", &db)) != CLI_OK)
+			break;
 	}
 	atomic_store(&health.ingest, false);
 	printf("ingest: %" PRId64 " staged, %" PRId64 " duplicates, %" PRId64 " quarantined, %"
@@ -90,6 +80,5 @@ int cmd_ingest(struct cli_ctx *ctx, int argc, char **argv)
 	sto_db_close(db);
 out:
 	cli_metrics_stop(srv);
-	cv_metrics_free(o.metrics);
 	return rc;
 }

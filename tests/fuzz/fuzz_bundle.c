@@ -35,13 +35,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_bundle: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
+#define FUZZ_NAME "fuzz_bundle"
+#include "fuzz_check.h"
 
 #define STOPPED 4242   /* what our callback returns to stop the read */
 

@@ -30,13 +30,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_config: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
+#define FUZZ_NAME "fuzz_config"
+#include "fuzz_check.h"
 
 /* Profiles as conf/regulations/ has them, without the comments. */
 static const char finra[] =

@@ -27,23 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_event: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
-
-/* FUZZ_VERBOSE=1 in the environment: say what each input did. */
-static bool verbose(void)
-{
-	static int v = -1;
-
-	if (v < 0)
-		v = getenv("FUZZ_VERBOSE") != NULL;
-	return v;
-}
+#define FUZZ_NAME "fuzz_event"
+#include "fuzz_check.h"
 
 /* One line of well-formed UTF-8 (structure only; event.c checks ranges). */
 static int is_one_utf8_line(const char *s)
@@ -91,7 +76,7 @@ static int one_mode(const uint8_t *data, size_t size, unsigned flags, size_t err
 
 	memset(err, 0x55, sizeof(err));
 	rc = ing_event_parse((const char *)data, size, 0, flags, &ev, err, errlen);
-	if (verbose())
+	if (fuzz_verbose())
 		fprintf(stderr, "fuzz_event: flags %u: %d%s%.*s\n", flags, rc, rc ? ": " : "",
 			rc ? (int)errlen : 0, err);
 	if (rc != 0) {

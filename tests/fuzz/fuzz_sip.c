@@ -39,13 +39,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_sip: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
+#define FUZZ_NAME "fuzz_sip"
+#include "fuzz_check.h"
 
 static const uint8_t secret[CHAT_SECRET_LEN] = { 42 };
 static struct chat_nc_table nc_table;   /* persists across inputs, like the server's */

@@ -21,6 +21,8 @@
 
 #include <zstd.h>
 
+#include "fuzz_check.h"
+
 #define FUZZ_PATH_MAX 512
 
 static char fuzz_dir[64];    /* "/tmp/cvfuzz.XXXXXX" */
@@ -58,16 +60,6 @@ static inline const char *fuzz_tmpdir(void)
 	}
 	atexit(fuzz_tmp_cleanup);
 	return fuzz_dir;
-}
-
-/* FUZZ_VERBOSE=1 in the environment: targets say what each input did. */
-static inline bool fuzz_verbose(void)
-{
-	static int v = -1;
-
-	if (v < 0)
-		v = getenv("FUZZ_VERBOSE") != NULL;
-	return v;
 }
 
 static inline int fuzz_write_all(int fd, const void *data, size_t size)

@@ -22,23 +22,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_tombstone: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
-
-/* FUZZ_VERBOSE=1 in the environment: say what each input did. */
-static bool verbose(void)
-{
-	static int v = -1;
-
-	if (v < 0)
-		v = getenv("FUZZ_VERBOSE") != NULL;
-	return v;
-}
+#define FUZZ_NAME "fuzz_tombstone"
+#include "fuzz_check.h"
 
 static void ranges_ok(const struct ret_verify_range *r, size_t n)
 {
@@ -56,7 +41,7 @@ static void one(const uint8_t *data, size_t size, const char *file_name)
 
 	err[0] = 'x';
 	rc = ret_verify_tomb_parse((const char *)data, size, file_name, &t, err, sizeof(err));
-	if (verbose())
+	if (fuzz_verbose())
 		fprintf(stderr, "fuzz_tombstone: %s: %d%s%s\n", file_name ? file_name : "(no name)",
 			rc, rc ? ": " : "", rc ? err : "");
 	if (rc != 0) {

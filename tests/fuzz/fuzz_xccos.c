@@ -25,22 +25,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_xccos: %s:%d: check failed: %s\n",	\
-			__FILE__, __LINE__, #cond);			\
-		abort();						\
-	}								\
-} while (0)
-
-static bool verbose(void)
-{
-	static int v = -1;
-
-	if (v < 0)
-		v = getenv("FUZZ_VERBOSE") != NULL;
-	return v;
-}
+#define FUZZ_NAME "fuzz_xccos"
+#include "fuzz_check.h"
 
 static bool streq(const char *a, const char *b)
 {
@@ -90,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(err, 0x55, sizeof(err));
 	rc = chat_xccos_parse((const char *)data, size, NULL, &m, err, sizeof(err));
-	if (verbose())
+	if (fuzz_verbose())
 		fprintf(stderr, "fuzz_xccos: %d %s\n", rc, rc ? err : (m.id ? m.id : ""));
 	CHECK(rc == 0 || rc == 400 || rc == 413 || rc == 501 || rc == -ENOMEM);
 	CHECK(memchr(err, '\0', sizeof(err)) != NULL);

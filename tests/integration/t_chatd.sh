@@ -6,7 +6,6 @@
 # the sessions (im.session.end "shutdown") and exits 0.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 15 chatd.log >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # $1 = description, $2 = shell condition
 	i=0
 	until eval "$2"; do
@@ -27,18 +26,13 @@ sipp_run() { # $1 = scenario, rest = sipp options
 		-timeout_error -set dom $DOM -nostdin -trace_err -trace_logs "$@" > "sipp_$sc.out" 2>&1
 }
 cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'alice-pw\n' > alice.pw; printf 'bob-pw\n' > bob.pw; printf 'carol-pw\n' > carol.pw
-printf 'dave-pw\n' > dave.pw
-cv -c cv.conf user add sip:alice@$DOM --password-file alice.pw > /dev/null
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
+chat_users alice bob
+printf 'carol-pw\n' > carol.pw
 cv -c cv.conf user add sip:carol@$DOM --password-file carol.pw --no-im > /dev/null
-cv -c cv.conf user add sip:dave@$DOM --password-file dave.pw > /dev/null
+chat_users dave
 cv -c cv.conf user disable sip:dave@$DOM > /dev/null
 
-"$CHATVAULT" -c cv.conf chatd > chatd.log 2>&1 &
-pid=$!
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+start_chatd
 
 # wrong password: 401 then 403; not permitted (no IM, disabled): 403 with reason
 sipp_run register_bad -s alice -au alice -ap wrong -p $(free_port) || die "wrong password not 403"

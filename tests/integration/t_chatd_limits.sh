@@ -10,31 +10,17 @@
 # Then `ingest --once` and exact counts and reasons of the staged events.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd*.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # $1 = description, $2 = shell condition, $3 = tries of 0.25 s (80)
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt "${3:-80}" ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 DOM=example.test
 SRV="sip:chatd@$DOM"
 sipc() { python3 "$REPO/tests/integration/sipc.py" --server "127.0.0.1:$PORT" --domain $DOM "$@"; }
 # sign_in USER LPORT → the final status line (and Retry-After, if any)
 sign_in() { sipc --user "$1" --password "$1-pw" --lport "$2" --header Retry-After register; }
-start_chatd() { # $1 = log file; config in cv.conf
-	"$CHATVAULT" -c cv.conf chatd > "$1" 2>&1 &
-	pid=$!
-	wait_for "chatd listening" "grep -q 'listening on' $1"
-}
 stop_chatd() {
 	kill -TERM $pid
 	wait $pid || die "chatd exit status $? on SIGTERM"
 }
 
 umask 077
-for u in u1 u2 u3 f1 f2 f3; do printf '%s-pw\n' $u > $u.pw; done
 PORT=$(free_port)
 cat > cv.conf <<CONF
 data_dir = "$WORK/var";
@@ -43,7 +29,7 @@ chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
 im = { max_sessions = 2; idle_timeout = 3; inactivity_timeout = 8; };
 CONF
 cv -c cv.conf migrate > /dev/null
-for u in u1 u2 u3 f1 f2 f3; do cv -c cv.conf user add sip:$u@$DOM --password-file $u.pw > /dev/null; done
+chat_users u1 u2 u3 f1 f2 f3
 
 # ---- A: maximum, idle eviction, inactivity --------------------------------
 start_chatd chatd_a.log

@@ -7,29 +7,11 @@
 # outside a registered flow must authenticate with digest.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd.log bob.out >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 PORT=$(free_port)
 DOM=example.test
-cat > cv.conf <<CONF
-data_dir = "$WORK/var";
-log_level = "info";
-chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
-CONF
-cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'alice-pw\n' > alice.pw; printf 'bob-pw\n' > bob.pw
-cv -c cv.conf user add sip:alice@$DOM --password-file alice.pw > /dev/null
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
-"$CHATVAULT" -c cv.conf chatd > chatd.log 2>&1 &
-pid=$!
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+chat_conf
+chat_users alice bob
+start_chatd
 
 python3 "$REPO/tests/integration/sipc.py" --server 127.0.0.1:$PORT --tcp --user bob \
 	--password bob-pw --domain $DOM --wait 20 listen > bob.out 2>&1 &

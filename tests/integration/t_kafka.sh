@@ -54,7 +54,7 @@ grep -q "^queue (kafka): $M waiting (consumer lag)$" status.txt ||
 
 # /metrics of run reports the same gauge; the scrape's probe never joins the
 # group, so the running ingest is not rebalanced by it.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$CHATVAULT" -v -c cv.conf run --metrics "127.0.0.1:$port" > run.log 2>&1 &
 run=$!
 # (seen_events: run's deliver purges staged rows once archived)

@@ -6,7 +6,7 @@
 # recover when it is back.
 . "$REPO/tests/integration/lib.sh"
 N=3000
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
 cat > cv.conf <<CONF
 data_dir = "$WORK/var";
@@ -15,20 +15,6 @@ adapters = ( { name = "archive"; type = "archive"; batch_size = 700; run_interva
 CONF
 cv -c cv.conf migrate > /dev/null
 
-# GET URL → "STATUS\n" + body in $2 (HEAD with $3 = HEAD, any method with $3)
-fetch() {
-	python3 - "$1" "$2" "${3:-GET}" <<'PY'
-import sys, urllib.request, urllib.error
-req = urllib.request.Request(sys.argv[1], method=sys.argv[3])
-try:
-    r = urllib.request.urlopen(req, timeout=10)
-    code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-open(sys.argv[2], "wb").write(body)
-print(code)
-PY
-}
 wait_for() { # $1 = description, $2 = shell condition, $3 = tries of 0.25 s
 	i=0
 	until eval "$2"; do

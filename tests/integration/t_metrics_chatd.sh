@@ -6,38 +6,10 @@
 # starts.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 20 chatd.log bob.out >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
-fetch() { # URL FILE → prints the status, body in FILE
-	python3 - "$1" "$2" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(sys.argv[1], timeout=10)
-    code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-open(sys.argv[2], "wb").write(body)
-print(code)
-PY
-}
 PORT=$(free_port); MP=$(free_port)
 DOM=example.test
-cat > cv.conf <<CONF
-data_dir = "$WORK/var";
-log_level = "info";
-chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
-CONF
-cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'alice-pw\n' > alice.pw; printf 'bob-pw\n' > bob.pw
-cv -c cv.conf user add sip:alice@$DOM --password-file alice.pw > /dev/null
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
+chat_conf
+chat_users alice bob
 
 # a taken metrics port: exit 1 with the reason, and no SIP socket bound
 python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(3)' "$MP" &
@@ -47,9 +19,7 @@ kill $holder 2>/dev/null || true; wait $holder 2>/dev/null || true
 expect_eq "$rc" 1 "chatd --metrics on a busy port"
 grep -q "cannot listen: Address already in use" err || die "busy port not explained: $(cat err)"
 
-"$CHATVAULT" -c cv.conf chatd --metrics "127.0.0.1:$MP" > chatd.log 2>&1 &
-pid=$!
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+start_chatd chatd.log --metrics "127.0.0.1:$MP"
 expect_eq "$(fetch "http://127.0.0.1:$MP/healthz" h.txt)" 200 "/healthz of a running chatd"
 expect_eq "$(cat h.txt)" "ok" "/healthz body"
 

@@ -7,7 +7,6 @@
 . "$REPO/tests/integration/lib.sh"
 N=1200
 M=300
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PI=$(free_port); PD=$(free_port)
 while [ "$PD" = "$PI" ]; do PD=$(free_port); done
 cat > cv.conf <<CONF
@@ -17,20 +16,6 @@ adapters = ( { name = "archive"; type = "archive"; batch_size = 250; run_interva
 CONF
 cv -c cv.conf migrate > /dev/null
 
-fetch() { # URL FILE → prints the status, body in FILE
-	python3 - "$1" "$2" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    r = urllib.request.urlopen(sys.argv[1], timeout=10)
-    code, body = r.status, r.read()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read()
-except OSError as e:
-    code, body = 0, str(e).encode()
-open(sys.argv[2], "wb").write(body)
-print(code)
-PY
-}
 wait_for() { # $1 = description, $2 = shell condition, $3 = tries of 0.25 s
 	i=0
 	until eval "$2"; do

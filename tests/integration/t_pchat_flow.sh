@@ -16,21 +16,9 @@
 #     session still answers, an INFO in a dead dialog → SIP 481.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 25 chatd.log >&2 2>/dev/null; cat ./*_errors.log >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # $1 = description, $2 = shell condition
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 PORT=$(free_port); AP=$(free_port); BP=$(free_port)
 DOM=example.test
-cat > cv.conf <<CONF
-data_dir = "$WORK/var";
-log_level = "info";
-chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
-CONF
+chat_conf
 # sipp_run NAME SCENARIO PORT USER [options]: one client run, its logs as NAME_*
 sipp_run() {
 	n=$1; sc=$2; p=$3; u=$4; shift 4
@@ -40,11 +28,7 @@ sipp_run() {
 }
 logs() { cat "$1"_*_logs.log 2>/dev/null; }
 
-cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'alice-pw\n' > alice.pw; printf 'bob-pw\n' > bob.pw
-cv -c cv.conf user add sip:alice@$DOM --password-file alice.pw > /dev/null
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
+chat_users alice bob
 umask 022
 ops=$(cv -c cv.conf room add Ops --domain $DOM --description operations --private)
 lobby=$(cv -c cv.conf room add Lobby --domain $DOM --topic "say hi")
@@ -54,10 +38,8 @@ cv -c cv.conf room invite "$secret" sip:alice@$DOM > /dev/null
 rdom() { r=${1#ma-chan://}; echo "${r%%/*}"; }
 rguid() { echo "${1##*/}"; }
 
-"$CHATVAULT" -c cv.conf chatd > chatd.log 2>&1 &
-pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+start_chatd
 start=$(date +%s)
 
 # sign-ins (digest) and alice's provisioning document

@@ -6,34 +6,16 @@
 # in on), as a forwarded MESSAGE does, not to her Contact's UDP address.
 . "$REPO/tests/integration/lib.sh"
 die() { echo "FAILED: $*" >&2; tail -n 25 chatd.log >&2 2>/dev/null; cat ./*_errors.log sipp_*.out >&2 2>/dev/null; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # $1 = description, $2 = shell condition
-	i=0
-	until eval "$2"; do
-		i=$((i + 1)); [ $i -lt 80 ] || die "timeout waiting for $1"
-		sleep 0.25
-	done
-}
 PORT=$(free_port); BP=$(free_port); CP=$(free_port)
 DOM=example.test
-cat > cv.conf <<CONF
-data_dir = "$WORK/var";
-log_level = "info";
-chat = { listen = "127.0.0.1:$PORT"; domain = "$DOM"; };
-CONF
-cv -c cv.conf migrate > /dev/null
-umask 077
-printf 'bob-pw\n' > bob.pw; printf 'carol-pw\n' > carol.pw
-cv -c cv.conf user add sip:bob@$DOM --password-file bob.pw > /dev/null
-cv -c cv.conf user add sip:carol@$DOM --password-file carol.pw > /dev/null
+chat_conf
+chat_users bob carol
 umask 022
 room=$(cv -c cv.conf room add Wire --domain $DOM)
 r=${room#ma-chan://}; rdom=${r%%/*}; rguid=${room##*/}
 
-"$CHATVAULT" -c cv.conf chatd > chatd.log 2>&1 &
-pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-wait_for "chatd listening" 'grep -q "listening on" chatd.log'
+start_chatd
 
 sipp 127.0.0.1:$PORT -t t1 -sf "$REPO/tests/sipp/pc_tcp.xml" -i 127.0.0.1 -p "$CP" -s carol \
 	-au carol -ap carol-pw -m 1 -timeout 20 -timeout_error -set dom $DOM -set svc "sip:chan1@$DOM" \
